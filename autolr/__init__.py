@@ -1,0 +1,37 @@
+"""autolr: find a good, stable learning rate for your training code, and see why.
+
+Example:
+    >>> import autolr
+    >>> @autolr.tune(n_trials=20, seed=0)          # doctest: +SKIP
+    ... def train(lr: float) -> float:
+    ...     ...
+    ...     autolr.report(val_loss, step=epoch)
+    ...     return val_loss
+    >>> result = train.run()                        # doctest: +SKIP
+    >>> result.best_lr                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from autolr._context import TrialPruned, report
+from autolr._pruning import Pruning
+from autolr._result import Result, StudyNotFoundError, load
+from autolr._stability import Stability
+from autolr._storage import StorageError
+from autolr._tune import Tuned, tune
+
+__all__ = [
+    "Pruning",
+    "Result",
+    "Stability",
+    "StorageError",
+    "StudyNotFoundError",
+    "TrialPruned",
+    "Tuned",
+    "__version__",
+    "load",
+    "report",
+    "tune",
+]

@@ -1,0 +1,157 @@
+"""The outcome of a study: :class:`Result` and :func:`load`."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autolr import _storage
+from autolr._context import ATTR_REASON
+from autolr._space import PARAM
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from autolr._recommend import Recommendation, TrialSummary
+
+
+class StudyNotFoundError(LookupError):
+    """``autolr.load`` (or the command line) was given a study name the storage does not hold."""
+
+
+def summaries(trials: list[FrozenTrial]) -> list[TrialSummary]:
+    """What the recommendation needs to know of each trial that says something about its lr."""
+    from autolr._recommend import TrialSummary
+    from autolr._tune import NOT_COUNTED
+
+    out = []
+    for t in trials:
+        if PARAM not in t.params or t.user_attrs.get(ATTR_REASON) in NOT_COUNTED:
+            continue
+        out.append(
+            TrialSummary(
+                number=t.number,
+                lr=float(t.params[PARAM]),
+                state=t.state.name,
+                value=t.value if t.state == TrialState.COMPLETE else None,
+                stop_reason=t.user_attrs.get(ATTR_REASON),
+                curve=tuple(sorted(t.intermediate_values.items())),
+            )
+        )
+    return out
+
+
+class Result:
+    """What a study found, read from storage.
+
+    ``best_lr`` is autolr's stability-aware recommendation, not the argmin of one noisy trial;
+    ``best_trial`` keeps the raw argmin. ``explain()`` says why.
+
+    Example:
+        >>> import autolr
+        >>> @autolr.tune(n_trials=4, seed=0, storage="sqlite:///:memory:", show_progress_bar=False)
+        ... def train(lr: float) -> float:
+        ...     return abs(lr - 0.01)
+        >>> result = train.run()
+        >>> result.best_lr > 0
+        True
+    """
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+
+    def __repr__(self) -> str:
+        rec = self.recommendation
+        lr = "none" if rec.lr is None else f"{rec.lr:.3g}"
+        return f"<autolr.Result study={self.study.study_name!r} trials={len(self.study.trials)} best_lr={lr}>"
+
+    @functools.cached_property
+    def _trials(self) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False)
+
+    @functools.cached_property
+    def recommendation(self) -> Recommendation:
+        """The full :class:`~autolr._recommend.Recommendation` (lr, trial, value, reason)."""
+        from autolr._recommend import recommend
+
+        return recommend(summaries(self._trials), direction=self.direction)
+
+    @property
+    def direction(self) -> str:
+        return self.study.direction.name.lower()
+
+    @property
+    def best_lr(self) -> float:
+        """The recommended learning rate. Raises ValueError when no trial finished."""
+        lr = self.recommendation.lr
+        if lr is None:
+            raise ValueError(
+                f"study {self.study.study_name!r} has no finished trial to recommend from: "
+                f"{self.recommendation.reason}"
+            )
+        return lr
+
+    @property
+    def best_value(self) -> float:
+        """The objective of the trial behind :attr:`best_lr`."""
+        value = self.recommendation.value
+        if value is None:
+            raise ValueError(f"study {self.study.study_name!r} has no completed trial")
+        return value
+
+    @property
+    def best_trial(self) -> FrozenTrial | None:
+        """The raw argmin (or argmax) over completed trials, as Optuna would pick it."""
+        done = [t for t in self._trials if t.state == TrialState.COMPLETE and t.value is not None]
+        if not done:
+            return None
+        pick = min if self.direction == "minimize" else max
+        return pick(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+
+    def explain(self) -> str:
+        """A paragraph that says why :attr:`best_lr` was chosen."""
+        return self.recommendation.reason
+
+    def trials(self) -> pd.DataFrame:
+        """One row per trial; see :func:`autolr.trials_table` for the columns."""
+        from autolr._reports import trials_table
+
+        return trials_table(self.study)
+
+    def refresh(self) -> Result:
+        """A new Result reading the study again (after other workers added trials)."""
+        return Result(self.study)
+
+
+def load(study_name: str, *, storage: str | optuna.storages.BaseStorage | None = None) -> Result:
+    """Read a stored study back without training.
+
+    Args:
+        study_name: the study's name (the train function's name by default).
+        storage: as in :func:`autolr.tune`; default ``$AUTOLR_STORAGE`` or
+            ``sqlite:///studies/autolr.db``.
+
+    Example:
+        >>> import autolr
+        >>> autolr.load("train", storage="sqlite:///missing.db")  # doctest: +SKIP
+    """
+    if not isinstance(study_name, str) or not study_name:
+        raise ValueError(f"study_name: expected a non-empty string, got {study_name!r}")
+    store = _storage.open_storage(storage, create=False)
+    try:
+        names = [s.study_name for s in store.get_all_studies()]
+    except Exception as exc:  # an empty SQLite file has no tables yet
+        if "no such table" in str(exc):
+            names = []
+        else:
+            raise
+    if study_name not in names:
+        where = _storage.describe(storage)
+        known = ", ".join(repr(n) for n in sorted(names)) or "none"
+        raise StudyNotFoundError(
+            f"study_name: no study {study_name!r} in {where}; studies there: {known}"
+        )
+    return Result(optuna.load_study(study_name=study_name, storage=store))

@@ -1,0 +1,279 @@
+"""Where studies live: storage URLs, the default SQLite file, password masking, stale trials.
+
+Everything that turns what a user wrote in ``storage=`` into an Optuna storage object is here, so
+the runner, :func:`autolr.load` and the command line all agree on it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
+#: The default storage, relative to the working directory (``AUTOLR_STORAGE`` overrides it).
+DEFAULT_STORAGE = "sqlite:///studies/autolr.db"
+#: How long a SQLite writer waits for a lock held by another process or reader, in seconds.
+SQLITE_TIMEOUT_S = 60.0
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_URL_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.S)
+_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
+
+
+class StorageError(ValueError):
+    """A storage URL or file that autolr cannot use (malformed, unwritable, not a database)."""
+
+
+def mask(text: str) -> str:
+    """Return ``text`` with the password of every URL in it replaced by ``***``.
+
+    Example:
+        >>> mask("postgresql://me:s3cret@db:5432/test")
+        'postgresql://me:***@db:5432/test'
+    """
+    return _PASSWORD_RE.sub(lambda m: f"{m.group('head')}***{m.group('at')}", text)
+
+
+def default_url() -> str:
+    """The storage used when none is given: ``$AUTOLR_STORAGE`` or ``sqlite:///studies/autolr.db``."""
+    return os.environ.get("AUTOLR_STORAGE") or DEFAULT_STORAGE
+
+
+def describe(storage: str | BaseStorage | None) -> str:
+    """A printable, password-free name for a storage argument."""
+    if storage is None:
+        return mask(default_url())
+    if isinstance(storage, str):
+        return mask(storage)
+    return type(storage).__name__
+
+
+def check_url(url: str, *, param: str = "storage") -> str:
+    """Validate a storage URL's shape without touching the network or the disk.
+
+    Returns the scheme family: ``"sqlite"``, ``"rdb"``, ``"redis"`` or ``"journal"``.
+    Raises :class:`StorageError` naming ``param`` for anything else.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise StorageError(
+            f"{param}: expected an Optuna storage URL such as {DEFAULT_STORAGE!r} or an "
+            f"optuna.storages.BaseStorage, got {url!r}"
+        )
+    m = _URL_RE.match(url)
+    if m is None:
+        raise StorageError(
+            f"{param}: expected a URL like {DEFAULT_STORAGE!r}, 'postgresql://user@host/db', "
+            f"'redis://host:6379' or 'journal:///path/to/file.log', got {mask(url)!r}"
+        )
+    scheme = m.group("scheme").lower()
+    base = scheme.split("+", 1)[0]
+    if base == "sqlite":
+        if not m.group("rest").startswith("/") or m.group("rest") in ("/", "//"):
+            raise StorageError(
+                f"{param}: a SQLite URL needs a file path, like {DEFAULT_STORAGE!r} (relative) "
+                f"or 'sqlite:////abs/path.db', got {mask(url)!r}"
+            )
+        if m.group("rest") == "/:memory:":
+            return "rdb"
+        return "sqlite"
+    if base in _RDB_SCHEMES:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError) as exc:
+            raise StorageError(f"{param}: malformed database URL {mask(url)!r} ({exc})") from None
+        return "rdb"
+    if base in _REDIS_SCHEMES:
+        return "redis"
+    if base == "journal":
+        if not m.group("rest").startswith("/") or len(m.group("rest")) < 2:
+            raise StorageError(
+                f"{param}: a journal URL needs a file path, like 'journal:///studies/autolr.log', "
+                f"got {mask(url)!r}"
+            )
+        return "journal"
+    raise StorageError(
+        f"{param}: unknown storage scheme {scheme!r} in {mask(url)!r}; expected sqlite://, "
+        "postgresql://, mysql://, redis:// or journal://"
+    )
+
+
+def sqlite_path(url: str) -> Path:
+    """The file a ``sqlite:///...`` URL points at (relative to the working directory)."""
+    rest = _URL_RE.match(url).group("rest")  # type: ignore[union-attr]
+    path = rest[1:]  # "sqlite:///rel" -> "rel", "sqlite:////abs" -> "/abs"
+    return Path(path.split("?", 1)[0])
+
+
+def _journal_path(url: str) -> Path:
+    rest = _URL_RE.match(url).group("rest")  # type: ignore[union-attr]
+    return Path(rest[1:])
+
+
+def check_sqlite_file(path: Path, *, param: str = "storage") -> None:
+    """Refuse a file that exists but is not a SQLite database; it is never overwritten."""
+    if path.exists():
+        if path.is_dir():
+            raise StorageError(f"{param}: {str(path)!r} is a directory, expected a SQLite file")
+        with open(path, "rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+        if head and head != _SQLITE_MAGIC:
+            raise StorageError(
+                f"{param}: {str(path)!r} exists but is not a SQLite database; autolr will not "
+                "overwrite it (move it away or choose another storage)"
+            )
+
+
+def ensure_writable_dir(directory: Path, *, param: str = "storage") -> None:
+    """Create ``directory`` if missing; raise a one-line error if it cannot be written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"{param}: cannot create the studies directory {str(directory)!r} ({exc.strerror})"
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"{param}: the studies directory {str(directory)!r} is not writable; choose another "
+            "storage or fix its permissions"
+        )
+
+
+def open_storage(storage: str | BaseStorage | None, *, create: bool = True) -> BaseStorage:
+    """Turn a ``storage=`` argument into an Optuna storage object.
+
+    Args:
+        storage: ``None`` (the default SQLite file), a URL, or an Optuna storage object.
+        create: when False, a SQLite or journal file that does not exist is an error instead of
+            being created (used by :func:`autolr.load` and the reports).
+    """
+    import optuna
+
+    if storage is not None and not isinstance(storage, str):
+        if isinstance(storage, optuna.storages.BaseStorage):
+            return storage
+        raise StorageError(
+            "storage: expected a URL string or an optuna.storages.BaseStorage, "
+            f"got {type(storage).__name__}"
+        )
+    url = default_url() if storage is None else storage
+    family = check_url(url, param="AUTOLR_STORAGE" if storage is None and os.environ.get("AUTOLR_STORAGE") else "storage")
+    if family == "sqlite":
+        path = sqlite_path(url)
+        check_sqlite_file(path)
+        if not path.exists():
+            if not create:
+                raise StorageError(f"storage: no study file at {str(path)!r} (from {mask(url)!r})")
+            ensure_writable_dir(path.parent if str(path.parent) else Path("."))
+        elif not os.access(path, os.W_OK) and create:
+            raise StorageError(f"storage: the study file {str(path)!r} is read-only")
+        return _rdb(url, sqlite=True, create=create)
+    if family == "rdb":
+        return _rdb(url, sqlite=False, create=create)
+    if family == "redis":
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalRedisBackend
+
+        try:
+            return JournalStorage(JournalRedisBackend(url))
+        except ImportError:
+            raise ImportError(
+                "storage: redis:// needs the redis client: pip install 'autolr[redis]'"
+            ) from None
+    # journal file
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    path = _journal_path(url)
+    if not path.exists():
+        if not create:
+            raise StorageError(f"storage: no journal file at {str(path)!r}")
+        ensure_writable_dir(path.parent)
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+
+
+def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine_kwargs: dict[str, Any] = {}
+    if sqlite:
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+    try:
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, skip_table_creation=not create
+        )
+    except RuntimeError as exc:
+        if "upgrade" in str(exc).lower() or "schema" in str(exc).lower():
+            raise StorageError(
+                f"storage: {mask(url)!r} was written by an older Optuna; back it up, then run "
+                f"`optuna storage upgrade --storage '{mask(url)}'`"
+            ) from None
+        raise
+    except ImportError as exc:
+        raise ImportError(f"storage: the driver for {mask(url)!r} is missing ({exc})") from None
+    except SQLAlchemyError as exc:
+        msg = str(exc).splitlines()[0]
+        if "file is not a database" in msg:
+            raise StorageError(
+                f"storage: {mask(url)!r} is not a SQLite database; autolr will not overwrite it"
+            ) from None
+        raise StorageError(f"storage: cannot open {mask(url)!r}: {mask(msg)}") from None
+
+
+# --------------------------------------------------------------------------- worker identity
+
+
+def _proc_start_time(pid: int) -> str | None:
+    """The kernel's start time of process ``pid`` (Linux), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # Field 22 (starttime); the command name (field 2) may contain spaces, so split after ')'.
+    fields = data.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def worker_id() -> str:
+    """``host:pid:start`` naming this process, stored on each trial it runs."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_proc_start_time(pid) or '?'}"
+
+
+def worker_is_dead(worker: str | None) -> bool:
+    """True when ``worker`` (from :func:`worker_id`) names a process on this host that is gone.
+
+    Unknown (another host, or no record) is not dead: those trials are left to heartbeats.
+    """
+    if not worker:
+        return False
+    try:
+        host, pid_s, start = worker.rsplit(":", 2)
+        pid = int(pid_s)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    if pid == os.getpid():
+        return False
+    now = _proc_start_time(pid)
+    if now is None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return start != "?"  # alive but /proc unreadable: only trust a known start time
+    return start != "?" and now != start

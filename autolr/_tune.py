@@ -1,0 +1,626 @@
+"""``@autolr.tune``: a train function becomes a persistent, resumable Optuna study.
+
+The runner drives Optuna with ask/tell instead of ``study.optimize`` because autolr's promises
+differ from Optuna's: ``n_trials`` is a study-wide total of finished trials (Optuna's is per call
+and per process, optuna#1865), trials left RUNNING by a dead process are failed and their
+learning rate retried, the first trial measures the classic default ``lr = 1e-3``, and a
+non-finite result is a recorded outcome rather than a crash.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import sys
+import time
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autolr import _context, _storage
+from autolr._context import (
+    ATTR_EXCEPTION,
+    ATTR_REASON,
+    ATTR_RETRY_OF,
+    ATTR_STEP,
+    ATTR_WORKER,
+    TrialContext,
+    TrialPruned,
+    as_number,
+)
+from autolr._space import DEFAULT_LR, DEFAULT_RANGE, PARAM, LRRange, resolve_lr
+
+if TYPE_CHECKING:
+    from autolr._result import Result
+    from autolr._stability import Stability
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Default study-wide number of finished trials.
+DEFAULT_N_TRIALS = 20
+#: Stop reasons of FAIL trials that say nothing about the learning rate: not counted, retried.
+NOT_COUNTED = frozenset({"crashed", "interrupted", "surplus"})
+#: If this many first trials of a study all raise the same exception, it is a bug: re-raise it.
+SAME_ERROR_LIMIT = 2
+
+STUDY_ATTR_VERSION = "autolr.version"
+STUDY_ATTR_DIRECTION = "autolr.direction"
+STUDY_ATTR_LOW = "autolr.lr_low"
+STUDY_ATTR_HIGH = "autolr.lr_high"
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_n_trials(n: Any, *, param: str = "n_trials") -> int:
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+        raise ValueError(f"{param}: expected an int >= 1, got {n!r}")
+    return int(n)
+
+
+def _check_timeout(t: Any) -> float | None:
+    if t is None:
+        return None
+    if isinstance(t, bool) or not isinstance(t, Real) or not float(t) > 0:
+        raise ValueError(f"timeout: expected seconds > 0 or None, got {t!r}")
+    return float(t)
+
+
+def _check_direction(d: Any) -> str:
+    if isinstance(d, optuna.study.StudyDirection):
+        d = d.name.lower()
+    if d not in ("minimize", "maximize"):
+        raise ValueError(f"direction: expected 'minimize' or 'maximize', got {d!r}")
+    return str(d)
+
+
+def _check_catch(c: Any) -> tuple[type[BaseException], ...]:
+    if isinstance(c, type) and issubclass(c, BaseException):
+        c = (c,)
+    if not isinstance(c, (tuple, list)) or not all(
+        isinstance(e, type) and issubclass(e, Exception) for e in c
+    ):
+        raise ValueError(f"catch: expected a tuple of Exception classes, got {c!r}")
+    return tuple(c)
+
+
+def _check_study_name(name: Any) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.strip() or len(name) > 512:
+        raise ValueError(f"study_name: expected a non-empty string, got {name!r}")
+    return name
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ValueError(f"seed: expected an int >= 0 or None, got {seed!r}")
+    return int(seed)
+
+
+def _check_storage(storage: Any) -> None:
+    if storage is None:
+        return
+    if isinstance(storage, str):
+        _storage.check_url(storage)
+    elif not isinstance(storage, optuna.storages.BaseStorage):
+        raise ValueError(
+            "storage: expected a URL string or an optuna.storages.BaseStorage, "
+            f"got {type(storage).__name__}"
+        )
+
+
+def _make_sampler(sampler: Any, seed: int | None) -> optuna.samplers.BaseSampler:
+    if sampler is None or sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    if sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if isinstance(sampler, optuna.samplers.BaseSampler):
+        return sampler
+    raise ValueError(
+        f"sampler: expected 'tpe', 'random' or an optuna.samplers.BaseSampler, got {sampler!r}"
+    )
+
+
+class _DefaultFirst(optuna.samplers.BaseSampler):
+    """Delegates to ``base`` except that trial 0 gets ``lr = 1e-3``: the default is always measured.
+
+    Keyed on the trial number, which storage hands out uniquely, so many workers starting a new
+    study at once still measure the default exactly once.
+    """
+
+    def __init__(self, base: optuna.samplers.BaseSampler, lr: float) -> None:
+        self.base = base
+        self.lr = lr
+
+    def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
+        return self.base.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+        if trial.number == 0:
+            return {}
+        return self.base.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
+        if trial.number == 0 and param_name == PARAM:
+            return self.lr
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study, trial):  # type: ignore[no-untyped-def]
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
+
+
+# ----------------------------------------------------------------------------- the decorator
+
+
+class Tuned(Generic[P, R]):
+    """A train function wrapped by :func:`tune`. Call it to train once; ``.run()`` to tune.
+
+    Example:
+        >>> import autolr
+        >>> @autolr.tune(n_trials=3, storage="sqlite:///:memory:", show_progress_bar=False)
+        ... def train(lr: float) -> float:
+        ...     return (lr - 0.01) ** 2
+        >>> train(lr=0.01)
+        0.0
+    """
+
+    def __init__(self, fn: Callable[P, R], options: dict[str, Any]) -> None:
+        self.fn = fn
+        self.options = options
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        sig = inspect.signature(fn)
+        params = sig.parameters
+        has_var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        lr_param = params.get(PARAM)
+        if lr_param is None and not has_var_kw or (
+            lr_param is not None and lr_param.kind is lr_param.POSITIONAL_ONLY
+        ):
+            raise TypeError(
+                f"tune: the train function {fn.__qualname__}() must accept a keyword argument "
+                f"'lr' (the learning rate autolr samples), got parameters {sig}"
+            )
+        self._accepts_var_kw = has_var_kw
+        self._params = params
+
+    @property
+    def study_name(self) -> str:
+        return self.options["study_name"] or self.fn.__name__
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<autolr.Tuned {self.fn.__qualname__} study={self.study_name!r}>"
+
+    def run(
+        self,
+        *,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        show_progress_bar: bool | None = None,
+        **train_kwargs: Any,
+    ) -> Result:
+        """Run (or resume) the study until it holds ``n_trials`` finished trials.
+
+        Args:
+            n_trials: overrides the decorator's study-wide total for this call.
+            timeout: seconds after which no new trial starts (the running one finishes).
+            show_progress_bar: overrides the decorator's setting.
+            **train_kwargs: passed to every call of the train function.
+
+        Returns:
+            The :class:`autolr.Result` of the study.
+        """
+        n = _check_n_trials(n_trials) if n_trials is not None else self.options["n_trials"]
+        t = _check_timeout(timeout) if timeout is not None else self.options["timeout"]
+        bar = self.options["show_progress_bar"] if show_progress_bar is None else show_progress_bar
+        reserved = {PARAM, "trial"} & set(train_kwargs)
+        if reserved:
+            raise TypeError(
+                f"run: {sorted(reserved)} are set by autolr on every trial; do not pass them to run()"
+            )
+        unknown = [k for k in train_kwargs if k not in self._params and not self._accepts_var_kw]
+        if unknown:
+            raise TypeError(
+                f"run: {self.fn.__qualname__}() has no parameter {unknown[0]!r} "
+                f"(parameters: {', '.join(self._params)})"
+            )
+        return _Runner(self, n_trials=n, timeout=t, show_progress_bar=bar, kwargs=train_kwargs).run()
+
+
+@overload
+def tune(fn: Callable[P, R], /) -> Tuned[P, R]: ...
+@overload
+def tune(
+    *,
+    n_trials: int = ...,
+    timeout: float | None = ...,
+    study_name: str | None = ...,
+    storage: str | optuna.storages.BaseStorage | None = ...,
+    lr: tuple[float, float] | Any = ...,
+    direction: Literal["minimize", "maximize"] = ...,
+    seed: int | None = ...,
+    sampler: str | optuna.samplers.BaseSampler | None = ...,
+    pruner: Any = ...,
+    stability: Stability | None = ...,
+    catch: tuple[type[Exception], ...] = ...,
+    show_progress_bar: bool | None = ...,
+) -> Callable[[Callable[P, R]], Tuned[P, R]]: ...
+
+
+def tune(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    n_trials: int = DEFAULT_N_TRIALS,
+    timeout: float | None = None,
+    study_name: str | None = None,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    lr: tuple[float, float] | Any = DEFAULT_RANGE,
+    direction: Literal["minimize", "maximize"] = "minimize",
+    seed: int | None = None,
+    sampler: str | optuna.samplers.BaseSampler | None = None,
+    pruner: Any = None,
+    stability: Stability | None = None,
+    catch: tuple[type[Exception], ...] = (Exception,),
+    show_progress_bar: bool | None = None,
+) -> Tuned[P, R] | Callable[[Callable[P, R]], Tuned[P, R]]:
+    """Turn a train function into a learning-rate study that is stored, resumable and explained.
+
+    The function must accept ``lr`` (the sampled learning rate) as a keyword argument and return
+    the value to minimize (or maximize); it may accept ``trial`` to suggest more parameters and
+    call :func:`autolr.report` to let autolr stop bad trials early.
+
+    Args:
+        n_trials: the study-wide total of finished trials (resuming runs only the missing ones).
+        timeout: seconds per :meth:`Tuned.run` call after which no new trial starts.
+        study_name: defaults to the function's name.
+        storage: an Optuna storage URL or object; default ``$AUTOLR_STORAGE`` or
+            ``sqlite:///studies/autolr.db``.
+        lr: the log-uniform search range ``(low, high)``; default ``(1e-5, 1e-1)``.
+        direction: ``"minimize"`` (losses) or ``"maximize"`` (accuracies).
+        seed: makes a fresh study sample the same learning rates on every machine.
+        sampler: ``"tpe"`` (default), ``"random"`` or any Optuna sampler.
+        pruner: ``None`` for autolr's policy, ``False`` for none, or any Optuna pruner.
+        stability: an :class:`autolr.Stability`; ``Stability(enabled=False)`` switches it off.
+        catch: exceptions recorded as a failed trial (the study goes on); others propagate.
+        show_progress_bar: default: on when stderr is a terminal.
+
+    Example:
+        >>> import autolr
+        >>> @autolr.tune(n_trials=5, seed=0, storage="sqlite:///:memory:", show_progress_bar=False)
+        ... def train(lr: float) -> float:
+        ...     loss = 1.0
+        ...     for epoch in range(3):
+        ...         loss *= 1 - min(lr * 50, 0.9)
+        ...         autolr.report(loss, step=epoch)
+        ...     return loss
+        >>> result = train.run()
+        >>> len(result.trials())
+        5
+    """
+    options = {
+        "n_trials": _check_n_trials(n_trials),
+        "timeout": _check_timeout(timeout),
+        "study_name": _check_study_name(study_name),
+        "storage": storage,
+        "lr": resolve_lr(lr),
+        "direction": _check_direction(direction),
+        "seed": _check_seed(seed),
+        "sampler": sampler,
+        "pruner": pruner,
+        "stability": stability,
+        "catch": _check_catch(catch),
+        "show_progress_bar": show_progress_bar,
+    }
+    _check_storage(storage)
+    _make_sampler(sampler, None)  # validates the name; the real one is built per run
+    _resolve_pruner(pruner)
+    _resolve_stability(stability)
+    if show_progress_bar is not None and not isinstance(show_progress_bar, bool):
+        raise ValueError(f"show_progress_bar: expected True, False or None, got {show_progress_bar!r}")
+
+    def wrap(f: Callable[P, R]) -> Tuned[P, R]:
+        if not callable(f):
+            raise TypeError(f"tune: expected a function, got {type(f).__name__}")
+        return Tuned(f, options)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _resolve_stability(stability: Any) -> Stability:
+    from autolr._stability import Stability
+
+    if stability is None:
+        return Stability()
+    if not isinstance(stability, Stability):
+        raise ValueError(f"stability: expected an autolr.Stability or None, got {stability!r}")
+    return stability
+
+
+def _resolve_pruner(pruner: Any) -> Any:
+    """``None`` -> autolr's policy; ``False`` -> none; an Optuna pruner -> used as is."""
+    from autolr._pruning import Pruning
+
+    if pruner is None:
+        return Pruning()
+    if pruner is False or pruner == "none":
+        return None
+    if isinstance(pruner, (Pruning, optuna.pruners.BasePruner)):
+        return pruner
+    raise ValueError(
+        "pruner: expected None (autolr's policy), False (no pruning), an autolr.Pruning or an "
+        f"optuna.pruners.BasePruner, got {pruner!r}"
+    )
+
+
+# ----------------------------------------------------------------------------- the runner
+
+
+def counted(t: FrozenTrial) -> bool:
+    """Whether a trial counts towards the study's ``n_trials``."""
+    if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return t.state == TrialState.FAIL and t.user_attrs.get(ATTR_REASON) not in NOT_COUNTED
+
+
+class _Runner:
+    def __init__(
+        self,
+        tuned: Tuned[Any, Any],
+        *,
+        n_trials: int,
+        timeout: float | None,
+        show_progress_bar: bool | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.tuned = tuned
+        self.opts = tuned.options
+        self.n_trials = n_trials
+        self.timeout = timeout
+        self.show_progress_bar = (
+            sys.stderr.isatty() if show_progress_bar is None else show_progress_bar
+        )
+        self.kwargs = kwargs
+        self.lr: LRRange = self.opts["lr"]
+        self.direction: str = self.opts["direction"]
+        self.worker = _storage.worker_id()
+        self.stability = _resolve_stability(self.opts["stability"])
+        self.pruner = _resolve_pruner(self.opts["pruner"])
+
+    # -- study ----------------------------------------------------------------------------
+    def open_study(self) -> optuna.Study:
+        storage = _storage.open_storage(self.opts["storage"])
+        name = self.tuned.study_name
+        sampler = _make_sampler(self.opts["sampler"], self.opts["seed"])
+        if self.lr.contains(DEFAULT_LR) and not isinstance(sampler, optuna.samplers.GridSampler):
+            sampler = _DefaultFirst(sampler, DEFAULT_LR)
+        optuna_pruner = self.pruner if isinstance(self.pruner, optuna.pruners.BasePruner) else None
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=self.direction,  # type: ignore[arg-type]
+            sampler=sampler,
+            pruner=optuna_pruner or optuna.pruners.NopPruner(),
+            load_if_exists=True,
+        )
+        self.check_or_record(study)
+        return study
+
+    def check_or_record(self, study: optuna.Study) -> None:
+        """Refuse to resume a study with another direction or range (Optuna keeps the stored one)."""
+        where = _storage.describe(self.opts["storage"])
+        stored_dir = study.direction.name.lower()
+        if stored_dir != self.direction:
+            raise ValueError(
+                f"direction: study {study.study_name!r} in {where} was created with "
+                f"direction={stored_dir!r}, got {self.direction!r}; use another study_name"
+            )
+        attrs = study.user_attrs
+        if STUDY_ATTR_LOW in attrs:
+            low, high = attrs[STUDY_ATTR_LOW], attrs[STUDY_ATTR_HIGH]
+            if not self.lr.same_as(low, high):
+                raise ValueError(
+                    f"lr: study {study.study_name!r} in {where} searches ({low:g}, {high:g}), "
+                    f"got ({self.lr.low:g}, {self.lr.high:g}); use the stored range or another "
+                    "study_name"
+                )
+        else:
+            from autolr import __version__
+
+            study.set_user_attr(STUDY_ATTR_VERSION, __version__)
+            study.set_user_attr(STUDY_ATTR_DIRECTION, self.direction)
+            study.set_user_attr(STUDY_ATTR_LOW, self.lr.low)
+            study.set_user_attr(STUDY_ATTR_HIGH, self.lr.high)
+
+    # -- stale trials -----------------------------------------------------------------------
+    def recover_stale(self, study: optuna.Study) -> None:
+        """Fail trials whose process is gone and queue their learning rate again (once)."""
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if not _storage.worker_is_dead(t.user_attrs.get(ATTR_WORKER)):
+                continue
+            self.fail_and_retry(study, t, "crashed")
+
+    def fail_and_retry(self, study: optuna.Study, t: FrozenTrial, reason: str) -> None:
+        storage = study._storage
+        try:
+            storage.set_trial_user_attr(t._trial_id, ATTR_REASON, reason)
+            if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                return
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            return  # another worker got there first
+        if PARAM in t.params and ATTR_RETRY_OF not in t.user_attrs:
+            study.enqueue_trial(t.params, user_attrs={ATTR_RETRY_OF: t.number})
+
+    # -- counting ---------------------------------------------------------------------------
+    def slots(self, study: optuna.Study) -> tuple[int, list[int]]:
+        """(finished trials that count, numbers of all trials holding a slot)."""
+        finished = 0
+        holders: list[int] = []
+        for t in study.get_trials(deepcopy=False):
+            if counted(t):
+                finished += 1
+                holders.append(t.number)
+            elif t.state == TrialState.RUNNING:
+                holders.append(t.number)
+        return finished, holders
+
+    def is_surplus(self, study: optuna.Study, trial: optuna.Trial) -> bool:
+        """Another worker took the last slot while this trial was being created."""
+        _, holders = self.slots(study)
+        return sum(1 for n in holders if n < trial.number) >= self.n_trials
+
+    # -- one trial --------------------------------------------------------------------------
+    def stop_rule(self, study: optuna.Study) -> Any:
+        from autolr._pruning import Pruning
+
+        if isinstance(self.pruner, Pruning):
+            return self.pruner.rule_for(study)
+        return None
+
+    def run_trial(self, study: optuna.Study, trial: optuna.Trial) -> None:
+        from autolr._stability import StabilityMonitor
+
+        storage = study._storage
+        storage.set_trial_user_attr(trial._trial_id, ATTR_WORKER, self.worker)
+        lr = trial.suggest_float(PARAM, self.lr.low, self.lr.high, log=True)
+        monitor = (
+            StabilityMonitor(self.stability, direction=self.direction)
+            if self.stability.enabled
+            else None
+        )
+        ctx = TrialContext(
+            trial,
+            monitor=monitor,
+            stop_rule=self.stop_rule(study),
+            optuna_pruner=isinstance(self.pruner, optuna.pruners.BasePruner),
+        )
+        call_kwargs = dict(self.kwargs)
+        call_kwargs[PARAM] = lr
+        if "trial" in self.tuned._params:
+            call_kwargs["trial"] = trial
+        try:
+            with _context.active(ctx):
+                out = self.tuned.fn(**call_kwargs)
+        except optuna.TrialPruned as exc:
+            ctx.flush()
+            reason = exc.reason if isinstance(exc, TrialPruned) else "pruned"
+            step = exc.step if isinstance(exc, TrialPruned) else (ctx.steps[-1] if ctx.steps else None)
+            storage.set_trial_user_attr(trial._trial_id, ATTR_REASON, reason)
+            if step is not None:
+                storage.set_trial_user_attr(trial._trial_id, ATTR_STEP, step)
+            study.tell(trial, state=TrialState.PRUNED)
+            return
+        except KeyboardInterrupt:
+            ctx.flush()
+            storage.set_trial_user_attr(trial._trial_id, ATTR_REASON, "interrupted")
+            frozen = study._storage.get_trial(trial._trial_id)
+            study.tell(trial, state=TrialState.FAIL)
+            if ATTR_RETRY_OF not in frozen.user_attrs:
+                study.enqueue_trial(frozen.params, user_attrs={ATTR_RETRY_OF: frozen.number})
+            raise
+        except Exception as exc:
+            ctx.flush()
+            message = _storage.mask(f"{type(exc).__name__}: {exc}")[:1000]
+            storage.set_trial_user_attr(trial._trial_id, ATTR_REASON, "exception")
+            storage.set_trial_user_attr(trial._trial_id, ATTR_EXCEPTION, message)
+            study.tell(trial, state=TrialState.FAIL)
+            if not isinstance(exc, self.opts["catch"]) or self.same_error_again(study, message):
+                raise
+            return
+        ctx.flush()
+        try:
+            value = as_number(out, what=f"the return value of {self.tuned.fn.__qualname__}()")
+        except TypeError as exc:
+            storage.set_trial_user_attr(trial._trial_id, ATTR_REASON, "exception")
+            storage.set_trial_user_attr(trial._trial_id, ATTR_EXCEPTION, f"TypeError: {exc}")
+            study.tell(trial, state=TrialState.FAIL)
+            raise TypeError(str(exc)) from None
+        if not math.isfinite(value):
+            reason = "nan" if math.isnan(value) else "inf"
+            storage.set_trial_user_attr(trial._trial_id, ATTR_REASON, reason)
+            if ctx.steps:
+                storage.set_trial_user_attr(trial._trial_id, ATTR_STEP, ctx.steps[-1])
+            study.tell(trial, state=TrialState.FAIL)
+            return
+        study.tell(trial, value)
+
+    def same_error_again(self, study: optuna.Study, message: str) -> bool:
+        """True when the study's first trials all failed with this very exception: a bug."""
+        first = [t for t in study.get_trials(deepcopy=False) if counted(t)]
+        first.sort(key=lambda t: t.number)
+        limit = min(SAME_ERROR_LIMIT, self.n_trials)
+        if len(first) < limit:
+            return False
+        return all(
+            t.state == TrialState.FAIL
+            and t.user_attrs.get(ATTR_REASON) == "exception"
+            and t.user_attrs.get(ATTR_EXCEPTION) == message
+            for t in first[:limit]
+        ) and not any(t.state != TrialState.FAIL for t in first)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> Result:
+        from autolr._result import Result
+
+        study = self.open_study()
+        self.recover_stale(study)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        finished, holders = self.slots(study)
+        bar = None
+        if self.show_progress_bar:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.n_trials, initial=min(finished, self.n_trials), desc=study.study_name)
+        try:
+            while len(holders) < self.n_trials:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                trial = study.ask()
+                if self.is_surplus(study, trial):
+                    self.release(study, trial)
+                    break
+                try:
+                    self.run_trial(study, trial)
+                except KeyboardInterrupt:
+                    done, _ = self.slots(study)
+                    print(
+                        f"\nautolr: interrupted; study {study.study_name!r} keeps {done} of "
+                        f"{self.n_trials} trials in {_storage.describe(self.opts['storage'])}. "
+                        "Run again (train.run()) to resume.",
+                        file=sys.stderr,
+                    )
+                    raise
+                finished, holders = self.slots(study)
+                if bar is not None:
+                    bar.n = min(finished, self.n_trials)
+                    bar.refresh()
+        finally:
+            if bar is not None:
+                bar.close()
+        return Result(study)
+
+    def release(self, study: optuna.Study, trial: optuna.Trial) -> None:
+        """Give back a trial created past the study's total: to WAITING if storage allows."""
+        storage = study._storage
+        try:
+            if storage.set_trial_state_values(trial._trial_id, TrialState.WAITING):
+                return
+        except Exception:  # noqa: BLE001 - storages differ; fall back to recording it
+            pass
+        storage.set_trial_user_attr(trial._trial_id, ATTR_REASON, "surplus")
+        study.tell(trial, state=TrialState.FAIL)

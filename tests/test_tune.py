@@ -1,0 +1,266 @@
+"""The core contract of @autolr.tune on real Optuna studies in real SQLite files."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import autolr
+
+
+def bowl(lr: float, epochs: int = 5) -> float:
+    """A deterministic 'training' whose final loss is lowest near lr = 1e-2."""
+    loss = 1.0
+    for epoch in range(epochs):
+        loss = 0.2 + (math.log10(lr) + 2) ** 2 * 0.1 + 0.8 * 0.5**epoch
+        autolr.report(loss, step=epoch)
+    return loss
+
+
+def test_study_runs_stores_and_reports(db: str, tmp_path: Path) -> None:
+    train = autolr.tune(n_trials=6, seed=0, storage=db, show_progress_bar=False)(bowl)
+    result = train.run()
+
+    assert isinstance(result, autolr.Result)
+    trials = result.study.trials
+    assert len(trials) == 6
+    assert trials[0].params["lr"] == 1e-3  # the classic default is always measured first
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(len(t.intermediate_values) == 5 for t in trials)
+    assert 1e-5 <= result.best_lr <= 1e-1
+    assert result.best_value == pytest.approx(
+        next(t.value for t in trials if t.params["lr"] == result.best_lr)
+    )
+    df = result.trials()
+    assert list(df["number"]) == list(range(6))
+    assert df.loc[0, "lr"] == 1e-3 and df.loc[0, "steps"] == 5
+    # the study is in the file, readable by plain sqlite and by autolr.load
+    con = sqlite3.connect(tmp_path / "studies.db")
+    assert con.execute("select count(*) from trials").fetchone()[0] == 6
+    con.close()
+    again = autolr.load("bowl", storage=db)
+    assert again.best_lr == result.best_lr
+    assert len(again.trials()) == 6
+
+
+def test_bare_decorator_and_plain_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    @autolr.tune
+    def train(lr: float) -> float:
+        autolr.report(lr, step=0)  # outside a study: a no-op
+        return lr * 2
+
+    assert train(lr=0.5) == 1.0  # still the user's own function
+    assert train.__name__ == "train"
+    assert not (tmp_path / "studies").exists()  # decorating and calling write nothing
+    result = train.run(n_trials=2, show_progress_bar=False)
+    assert (tmp_path / "studies" / "autolr.db").is_file()  # the default storage
+    assert len(result.study.trials) == 2
+
+
+def test_env_var_overrides_default_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTOLR_STORAGE", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    train = autolr.tune(n_trials=1, show_progress_bar=False)(bowl)
+    train.run()
+    assert (tmp_path / "elsewhere.db").is_file()
+    assert not (tmp_path / "studies").exists()
+
+
+def test_n_trials_is_a_study_wide_total(db: str) -> None:
+    calls: list[float] = []
+
+    @autolr.tune(n_trials=4, seed=1, storage=db, show_progress_bar=False)
+    def train(lr: float) -> float:
+        calls.append(lr)
+        return abs(math.log10(lr) + 2)
+
+    first = train.run()
+    assert len(calls) == 4
+    second = train.run()  # everything finished: trains nothing, same answer
+    assert len(calls) == 4
+    assert second.best_lr == first.best_lr
+    train.run(n_trials=6)  # a bigger total runs only the missing trials
+    assert len(calls) == 6
+    assert len(autolr.load("train", storage=db).study.trials) == 6
+
+
+def test_seed_gives_the_same_learning_rates(tmp_path: Path) -> None:
+    def lrs(path: Path) -> list[float]:
+        train = autolr.tune(n_trials=8, seed=7, storage=f"sqlite:///{path}", show_progress_bar=False)(bowl)
+        return [t.params["lr"] for t in train.run().study.trials]
+
+    a, b = lrs(tmp_path / "a.db"), lrs(tmp_path / "b.db")
+    assert a == b
+    assert len(set(a)) == 8
+
+
+def test_run_kwargs_and_trial_are_passed(db: str) -> None:
+    seen: list[tuple[int, str]] = []
+
+    @autolr.tune(n_trials=3, seed=0, storage=db, show_progress_bar=False)
+    def train(lr: float, trial: optuna.Trial, epochs: int = 1) -> float:
+        width = trial.suggest_int("width", 4, 64, log=True)
+        seen.append((epochs, type(trial).__name__))
+        return lr * width
+
+    result = train.run(epochs=7)
+    assert seen == [(7, "Trial")] * 3
+    assert "param_width" in result.trials().columns
+    with pytest.raises(TypeError, match="no parameter 'epoch'"):
+        train.run(epoch=3)
+    with pytest.raises(TypeError, match=r"\['lr'\]"):
+        train.run(lr=0.1)
+
+
+def test_resume_with_other_direction_or_range_is_refused(db: str) -> None:
+    autolr.tune(n_trials=1, storage=db, study_name="s", show_progress_bar=False)(bowl).run()
+    with pytest.raises(ValueError, match=r"^direction: .*'minimize'"):
+        autolr.tune(n_trials=2, storage=db, study_name="s", direction="maximize")(bowl).run()
+    with pytest.raises(ValueError, match=r"^lr: .*\(1e-05, 0\.1\)"):
+        autolr.tune(n_trials=2, storage=db, study_name="s", lr=(1e-4, 1.0))(bowl).run()
+    assert len(autolr.load("s", storage=db).study.trials) == 1
+
+
+def test_exceptions_are_data_not_crashes(db: str) -> None:
+    @autolr.tune(n_trials=6, seed=0, storage=db, lr=(1e-4, 1.0), show_progress_bar=False)
+    def train(lr: float) -> float:
+        if lr > 0.05:
+            raise FloatingPointError(f"blew up at {lr:.3g}")
+        return lr
+
+    result = train.run()
+    trials = result.study.trials
+    assert len(trials) == 6
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed, "the seed should sample some lr > 0.05"
+    for t in failed:
+        assert t.user_attrs["autolr.stop_reason"] == "exception"
+        assert t.user_attrs["autolr.exception"].startswith("FloatingPointError: blew up at")
+    assert result.best_lr <= 0.05
+    df = result.trials()
+    assert set(df.loc[df.state == "FAIL", "stop_reason"]) == {"exception"}
+
+
+def test_the_same_exception_from_the_first_trials_is_a_bug(db: str) -> None:
+    calls = []
+
+    @autolr.tune(n_trials=10, storage=db, show_progress_bar=False)
+    def train(lr: float) -> float:
+        calls.append(lr)
+        raise KeyError("labels")
+
+    with pytest.raises(KeyError, match="labels"):
+        train.run()
+    assert len(calls) == 2  # re-raised after two identical failures, not ten
+    study = autolr.load("train", storage=db).study
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
+
+
+def test_uncaught_exception_types_propagate(db: str) -> None:
+    @autolr.tune(n_trials=3, storage=db, catch=(ValueError,), show_progress_bar=False)
+    def train(lr: float) -> float:
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train.run()
+    t = autolr.load("train", storage=db).study.trials[0]
+    assert t.state == TrialState.FAIL and "out of memory" in t.user_attrs["autolr.exception"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_objective_is_recorded_never_best(db: str, bad: float) -> None:
+    @autolr.tune(n_trials=5, seed=3, storage=db, show_progress_bar=False)
+    def train(lr: float) -> float:
+        return bad if lr > 1e-3 else -lr  # the non-finite ones would "win" an argmin
+
+    result = train.run()
+    states = {t.number: t.state for t in result.study.trials}
+    assert TrialState.FAIL in states.values()
+    for t in result.study.trials:
+        if t.state == TrialState.FAIL:
+            assert t.user_attrs["autolr.stop_reason"] == ("nan" if math.isnan(bad) else "inf")
+    assert math.isfinite(result.best_value)
+    assert result.best_lr <= 1e-3
+
+
+@pytest.mark.parametrize("returned", [None, "0.5", [0.1], {"loss": 1.0}])
+def test_returning_a_non_number_is_an_error(db: str, returned: object) -> None:
+    @autolr.tune(n_trials=3, storage=db, show_progress_bar=False)
+    def train(lr: float) -> object:
+        return returned
+
+    with pytest.raises(TypeError, match=r"return value of .*train\(\): expected a real number"):
+        train.run()
+
+
+def test_numpy_and_tensor_objectives_are_accepted(db: str) -> None:
+    import numpy as np
+    import torch
+
+    values = iter([np.float32(0.5), torch.tensor(0.25), np.array(0.125)])
+
+    @autolr.tune(n_trials=3, storage=db, show_progress_bar=False)
+    def train(lr: float) -> object:
+        return next(values)
+
+    result = train.run()
+    assert sorted(t.value for t in result.study.trials) == [0.125, 0.25, 0.5]
+
+
+def test_report_rejects_bad_values_and_steps(db: str) -> None:
+    errors: list[str] = []
+
+    @autolr.tune(n_trials=1, storage=db, show_progress_bar=False)
+    def train(lr: float) -> float:
+        autolr.report(1.0)  # step 0
+        for value, step in [("x", None), (1.0, 0), (1.0, -1), (1.0, 1.5), (None, 2)]:
+            try:
+                autolr.report(value, step=step)  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                errors.append(str(exc))
+        autolr.report(0.5)  # step 1
+        return 0.5
+
+    result = train.run()
+    assert len(errors) == 5
+    assert all(e.startswith("autolr.report(") for e in errors)
+    assert "steps must increase" in errors[1]
+    assert result.study.trials[0].intermediate_values == {0: 1.0, 1: 0.5}
+
+
+def test_load_of_a_missing_study_lists_the_ones_that_exist(db: str) -> None:
+    autolr.tune(n_trials=1, storage=db, study_name="alpha", show_progress_bar=False)(bowl).run()
+    with pytest.raises(autolr.StudyNotFoundError, match=r"no study 'beta' .* studies there: 'alpha'"):
+        autolr.load("beta", storage=db)
+
+
+def test_load_from_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    with pytest.raises(autolr.StorageError, match="no study file"):
+        autolr.load("x", storage=f"sqlite:///{tmp_path / 'nope.db'}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_timeout_stops_starting_trials(db: str) -> None:
+    import time
+
+    @autolr.tune(n_trials=50, storage=db, timeout=0.3, show_progress_bar=False)
+    def train(lr: float) -> float:
+        time.sleep(0.1)
+        return lr
+
+    result = train.run()
+    assert 1 <= len(result.study.trials) < 50
+
+
+def test_progress_bar_shows_study_progress(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    train = autolr.tune(n_trials=3, storage=db, show_progress_bar=True)(bowl)
+    train.run()
+    err = capsys.readouterr().err
+    assert "bowl" in err and "3/3" in err

@@ -467,11 +467,11 @@ class _Runner:
             study.enqueue_trial(t.params, user_attrs={ATTR_RETRY_OF: t.number})
 
     # -- counting ---------------------------------------------------------------------------
-    def slots(self, study: optuna.Study) -> tuple[int, list[int]]:
+    def slots(self, snapshot: list[FrozenTrial]) -> tuple[int, list[int]]:
         """(finished trials that count, numbers of all trials holding a slot)."""
         finished = 0
         holders: list[int] = []
-        for t in study.get_trials(deepcopy=False):
+        for t in snapshot:
             if counted(t):
                 finished += 1
                 holders.append(t.number)
@@ -481,18 +481,27 @@ class _Runner:
 
     def is_surplus(self, study: optuna.Study, trial: optuna.Trial) -> bool:
         """Another worker took the last slot while this trial was being created."""
-        _, holders = self.slots(study)
+        _, holders = self.slots(study.get_trials(deepcopy=False))
         return sum(1 for n in holders if n < trial.number) >= self.n_trials
 
     # -- one trial --------------------------------------------------------------------------
-    def stop_rule(self, study: optuna.Study) -> Any:
-        from autolr._pruning import Pruning
+    def stop_rule(self, snapshot: list[FrozenTrial]) -> Any:
+        """The underperforming rule for the next trial, from the finished trials so far."""
+        from autolr._pruning import PeerPruner, Pruning
 
-        if isinstance(self.pruner, Pruning):
-            return self.pruner.rule_for(study)
-        return None
+        if not isinstance(self.pruner, Pruning) or not self.pruner.enabled:
+            return None
+        done = [t for t in snapshot if t.state.is_finished() and counted(t)]
+        return PeerPruner(
+            self.pruner,
+            [t.intermediate_values for t in done],
+            [t.state.name for t in done],
+            direction=self.direction,
+        )
 
-    def run_trial(self, study: optuna.Study, trial: optuna.Trial) -> None:
+    def run_trial(
+        self, study: optuna.Study, trial: optuna.Trial, snapshot: list[FrozenTrial]
+    ) -> None:
         from autolr._stability import StabilityMonitor
 
         storage = study._storage
@@ -506,7 +515,7 @@ class _Runner:
         ctx = TrialContext(
             trial,
             monitor=monitor,
-            stop_rule=self.stop_rule(study),
+            stop_rule=self.stop_rule(snapshot),
             optuna_pruner=isinstance(self.pruner, optuna.pruners.BasePruner),
         )
         call_kwargs = dict(self.kwargs)
@@ -580,7 +589,8 @@ class _Runner:
         study = self.open_study()
         self.recover_stale(study)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        finished, holders = self.slots(study)
+        snapshot = study.get_trials(deepcopy=False)
+        finished, holders = self.slots(snapshot)
         bar = None
         if self.show_progress_bar:
             from tqdm.auto import tqdm
@@ -595,9 +605,9 @@ class _Runner:
                     self.release(study, trial)
                     break
                 try:
-                    self.run_trial(study, trial)
+                    self.run_trial(study, trial, snapshot)
                 except KeyboardInterrupt:
-                    done, _ = self.slots(study)
+                    done, _ = self.slots(study.get_trials(deepcopy=False))
                     print(
                         f"\nautolr: interrupted; study {study.study_name!r} keeps {done} of "
                         f"{self.n_trials} trials in {_storage.describe(self.opts['storage'])}. "
@@ -605,7 +615,8 @@ class _Runner:
                         file=sys.stderr,
                     )
                     raise
-                finished, holders = self.slots(study)
+                snapshot = study.get_trials(deepcopy=False)
+                finished, holders = self.slots(snapshot)
                 if bar is not None:
                     bar.n = min(finished, self.n_trials)
                     bar.refresh()

@@ -23,7 +23,7 @@ def bowl(lr: float, epochs: int = 5) -> float:
 
 
 def test_study_runs_stores_and_reports(db: str, tmp_path: Path) -> None:
-    train = autolr.tune(n_trials=6, seed=0, storage=db, show_progress_bar=False)(bowl)
+    train = autolr.tune(n_trials=6, seed=0, storage=db, pruner=False, show_progress_bar=False)(bowl)
     result = train.run()
 
     assert isinstance(result, autolr.Result)
@@ -46,6 +46,20 @@ def test_study_runs_stores_and_reports(db: str, tmp_path: Path) -> None:
     again = autolr.load("bowl", storage=db)
     assert again.best_lr == result.best_lr
     assert len(again.trials()) == 6
+
+
+def test_default_pruning_stops_trailing_trials_and_says_so(db: str) -> None:
+    train = autolr.tune(n_trials=12, seed=0, storage=db, show_progress_bar=False)(bowl)
+    result = train.run()
+    trials = result.study.trials
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, "trials far from lr=1e-2 trail at every step and should be stopped"
+    for t in pruned:
+        assert t.user_attrs["autolr.stop_reason"] == "underperforming"
+        step = t.user_attrs["autolr.stop_step"]
+        assert 0 < step < 4 and max(t.intermediate_values) == step
+    assert len(trials) == 12  # pruned trials count towards the total
+    assert abs(math.log10(result.best_lr) + 2) < 1  # within a decade of the optimum
 
 
 def test_bare_decorator_and_plain_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+import pytest
+
+from autolr._stability import Stability
+from autolr._stability import StabilityMonitor
+
+
+def _run(values, config=None, direction="minimize"):
+    mon = StabilityMonitor(config or Stability(), direction=direction)
+    for step, v in enumerate(values):
+        reason = mon.update(step, v)
+        if reason is not None:
+            return step, reason
+    return None, None
+
+
+positive = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False)
+anything = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -1e308, 5e-324, 0.0, -0.0]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(min_value=-1e300, max_value=1e300), min_size=1, max_size=60))
+def test_non_increasing_is_never_stopped(values):
+    values = sorted(values, reverse=True)
+    assert _run(values) == (None, None)
+    # Mirrored: a non-decreasing accuracy-like sequence when maximizing.
+    assert _run([-v for v in values], direction="maximize") == (None, None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(positive, min_size=0, max_size=30),
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+    st.sampled_from(["minimize", "maximize"]),
+)
+def test_non_finite_stops_at_the_step_it_appears(prefix, bad, direction):
+    prefix = sorted(prefix, reverse=(direction == "minimize"))
+    step, reason = _run([*prefix, bad, 1.0], direction=direction)
+    assert step == len(prefix)
+    assert reason == ("nan" if math.isnan(bad) else "inf")
+
+
+# Bound: a positive sequence that has settled at its minimum (held it for 30 reports, so the
+# smoothed value reached it) and then rises to >= 10x that minimum and stays there is stopped as
+# diverged at most DIVERGENCE_BOUND reports after the rise (with the default smoothing 0.5 the
+# EMA covers 3/4 of the jump after 2 reports, and 1 + 0.75 * 9 > divergence_factor 4).
+DIVERGENCE_BOUND = 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(min_value=1e-3, max_value=1e3), min_size=1, max_size=30),
+    st.floats(min_value=10.0, max_value=1e6),
+    st.integers(min_value=3, max_value=10),
+)
+def test_tenfold_rise_is_diverged_within_bound(descent, factor, hold):
+    descent = sorted(descent, reverse=True)
+    low = descent[-1]
+    settled = [*descent, *([low] * 30)]
+    values = [*settled, *([low * factor] * hold)]
+    step, reason = _run(values)
+    assert reason == "diverged"
+    assert len(settled) <= step <= len(settled) - 1 + DIVERGENCE_BOUND
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(anything, min_size=1, max_size=40), st.sampled_from(["minimize", "maximize"]))
+def test_fuzz_never_crashes_and_never_passes_non_finite(values, direction):
+    mon = StabilityMonitor(Stability(), direction=direction)
+    for step, v in enumerate(values):
+        reason = mon.update(step, v)
+        assert reason in (None, "nan", "inf", "diverged", "oscillating")
+        if not math.isfinite(v):
+            assert reason is not None
+        if reason is not None:
+            assert mon.update(step + 1, 1.0) == reason  # stays stopped
+            break
+
+
+def test_single_spike_is_not_divergence():
+    values = [2.3, 1.5, 1.0, 0.8, 0.7, 2.0, 0.6, 0.55, 0.5, 0.5, 0.49, 0.48]
+    assert _run(values) == (None, None)
+
+
+def test_rise_above_first_report_is_diverged():
+    # Reporting the untrained loss at step 0 catches a first epoch that blew up.
+    assert _run([2.3, 250.0, 300.0]) == (1, "diverged")
+    # Ten percent noise above the first report is tolerated.
+    assert _run([2.3, 2.45, 2.3, 2.2, 2.1]) == (None, None)
+
+
+def test_oscillation_is_detected_and_real_progress_is_not():
+    swing = [1.0, 2.0] * 6
+    osc = Stability(rise_over_first=None, divergence_factor=8.0, oscillation_window=8)
+    assert _run(swing, osc) == (7, "oscillating")
+    assert _run(swing, Stability(rise_over_first=None, divergence_factor=8.0)) == (None, None)
+    noisy_progress = [1.0, 0.9, 0.95, 0.8, 0.85, 0.7, 0.75, 0.6, 0.65, 0.5, 0.55, 0.4]
+    assert _run(noisy_progress, osc) == (None, None)
+
+
+def test_maximize_mirrors_minimize():
+    acc = [0.1, 0.6, 0.8, 0.85]
+    assert _run(acc, direction="maximize") == (None, None)
+    # Accuracy falling back below its first report (+10%) is divergence.
+    assert _run([0.5, 0.8, 0.9, 0.1, 0.0, 0.0], direction="maximize")[1] == "diverged"
+    loss = [2.3, 1.0, 0.5, 30.0, 40.0]
+    assert _run(loss) == _run([-v for v in loss], direction="maximize")
+
+
+def test_disabled_never_stops():
+    assert _run([1.0, math.nan, math.inf, 1e9], Stability(enabled=False)) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"enabled": 1}, "enabled"),
+        ({"smoothing": 1.0}, "smoothing"),
+        ({"smoothing": -0.1}, "smoothing"),
+        ({"smoothing": "0.5"}, "smoothing"),
+        ({"divergence_factor": 1.0}, "divergence_factor"),
+        ({"divergence_factor": math.nan}, "divergence_factor"),
+        ({"rise_over_first": -1.0}, "rise_over_first"),
+        ({"oscillation_window": 3}, "oscillation_window"),
+        ({"oscillation_window": 4.0}, "oscillation_window"),
+        ({"oscillation_swing": 0.0}, "oscillation_swing"),
+    ],
+)
+def test_bad_config_names_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        Stability(**kwargs)
+
+
+def test_config_is_frozen_and_keyword_only():
+    cfg = Stability()
+    with pytest.raises(AttributeError):
+        cfg.smoothing = 0.1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Stability(True)  # type: ignore[misc]
+    with pytest.raises(ValueError, match="direction"):
+        StabilityMonitor(cfg, direction="up")
+
+
+def _digits_run(lr: float, seed: int, epochs: int = 8):
+    """Adam on a 64-128-10 MLP (load_digits, standardized); val loss at step 0 and per epoch."""
+    torch = pytest.importorskip("torch")
+    datasets = pytest.importorskip("sklearn.datasets")
+    import numpy as np
+
+    torch.set_num_threads(1)
+    x, y = datasets.load_digits(return_X_y=True)
+    idx = np.random.RandomState(0).permutation(len(x))
+    tr, va = idx[:1400], idx[1400:]
+    x = (x - x[tr].mean(0)) / (x[tr].std(0) + 1e-8)
+    xt, xv = (torch.tensor(x[i], dtype=torch.float32) for i in (tr, va))
+    yt, yv = torch.tensor(y[tr]), torch.tensor(y[va])
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    mon = StabilityMonitor(Stability())
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs + 1):
+        if epoch:
+            perm = torch.randperm(len(xt), generator=gen)
+            for i in range(0, len(xt), 64):
+                b = perm[i : i + 64]
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(xt[b]), yt[b]).backward()
+                opt.step()
+        with torch.no_grad():
+            loss = float(torch.nn.functional.cross_entropy(model(xv), yv))
+        reason = mon.update(epoch, loss)
+        if reason is not None:
+            return epoch + 1, reason  # number of reports made
+    return None, None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_torch_adam_lr_1_is_stopped_within_3_reports(seed):
+    reports, reason = _digits_run(1.0, seed, epochs=3)
+    assert reason in ("diverged", "nan")
+    assert reports <= 3
+
+
+def test_torch_adam_lr_1e_3_runs_to_the_end():
+    assert _digits_run(1e-3, 0) == (None, None)

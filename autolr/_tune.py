@@ -117,47 +117,75 @@ def _check_storage(storage: Any) -> None:
         )
 
 
-def _make_sampler(sampler: Any, seed: int | None) -> optuna.samplers.BaseSampler:
+#: The classic comparison grid mode runs when no range or density is given.
+CLASSIC_GRID_RANGE = (1e-4, 1e-1)
+
+
+def _grid(lr: LRRange, points_per_decade: int | None) -> list[float]:
+    from autolr._grid import log_grid
+
+    if points_per_decade is None and (lr.low, lr.high) == DEFAULT_RANGE:
+        return log_grid(*CLASSIC_GRID_RANGE)
+    try:
+        return log_grid(lr.low, lr.high, points_per_decade=points_per_decade)
+    except ValueError as exc:
+        raise ValueError(f"points_per_decade: {exc}") from None
+
+
+def _make_sampler(
+    sampler: Any, seed: int | None, lr: LRRange | None = None, points_per_decade: int | None = None
+) -> optuna.samplers.BaseSampler:
     if sampler is None or sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
     if sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if sampler == "grid":
+        grid = _grid(lr or LRRange(*DEFAULT_RANGE), points_per_decade)
+        return optuna.samplers.GridSampler({PARAM: grid}, seed=seed)
     if isinstance(sampler, optuna.samplers.BaseSampler):
         return sampler
     raise ValueError(
-        f"sampler: expected 'tpe', 'random' or an optuna.samplers.BaseSampler, got {sampler!r}"
+        "sampler: expected 'tpe', 'random', 'grid' or an optuna.samplers.BaseSampler, "
+        f"got {sampler!r}"
     )
 
 
-class _DefaultFirst(optuna.samplers.BaseSampler):
-    """Delegates to ``base`` except that trial 0 gets ``lr = 1e-3``: the default is always measured.
+class _Sampler(optuna.samplers.BaseSampler):
+    """Delegates to ``base``, adapted to autolr's ask/tell loop.
 
-    Keyed on the trial number, which storage hands out uniquely, so many workers starting a new
-    study at once still measure the default exactly once.
+    - With ``first_lr``, trial 0 gets exactly that learning rate: the default is always
+      measured. Keyed on the trial number, which storage hands out uniquely, so many workers
+      starting a new study at once still measure it exactly once.
+    - Optuna's GridSampler calls ``study.stop()`` when its grid is used up, which only works
+      inside ``study.optimize``; autolr's runner stops on its own total, so that call is dropped.
     """
 
-    def __init__(self, base: optuna.samplers.BaseSampler, lr: float) -> None:
+    def __init__(self, base: optuna.samplers.BaseSampler, *, first_lr: float | None) -> None:
         self.base = base
-        self.lr = lr
+        self.first_lr = first_lr
 
     def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
         return self.base.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
-        if trial.number == 0:
+        if self.first_lr is not None and trial.number == 0:
             return {}
         return self.base.sample_relative(study, trial, search_space)
 
     def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
-        if trial.number == 0 and param_name == PARAM:
-            return self.lr
+        if self.first_lr is not None and trial.number == 0 and param_name == PARAM:
+            return self.first_lr
         return self.base.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study, trial):  # type: ignore[no-untyped-def]
         self.base.before_trial(study, trial)
 
     def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
-        self.base.after_trial(study, trial, state, values)
+        try:
+            self.base.after_trial(study, trial, state, values)
+        except RuntimeError as exc:
+            if "Study.stop" not in str(exc):
+                raise
 
     def reseed_rng(self) -> None:
         self.base.reseed_rng()
@@ -255,6 +283,7 @@ def tune(
     direction: Literal["minimize", "maximize"] = ...,
     seed: int | None = ...,
     sampler: str | optuna.samplers.BaseSampler | None = ...,
+    points_per_decade: int | None = ...,
     pruner: Any = ...,
     stability: Stability | None = ...,
     catch: tuple[type[Exception], ...] = ...,
@@ -274,6 +303,7 @@ def tune(
     direction: Literal["minimize", "maximize"] = "minimize",
     seed: int | None = None,
     sampler: str | optuna.samplers.BaseSampler | None = None,
+    points_per_decade: int | None = None,
     pruner: Any = None,
     stability: Stability | None = None,
     catch: tuple[type[Exception], ...] = (Exception,),
@@ -294,7 +324,11 @@ def tune(
         lr: the log-uniform search range ``(low, high)``; default ``(1e-5, 1e-1)``.
         direction: ``"minimize"`` (losses) or ``"maximize"`` (accuracies).
         seed: makes a fresh study sample the same learning rates on every machine.
-        sampler: ``"tpe"`` (default), ``"random"`` or any Optuna sampler.
+        sampler: ``"tpe"`` (default), ``"random"``, ``"grid"`` or any Optuna sampler. Grid mode
+            runs 1e-4, 1e-3, 1e-2, 1e-1 (the classic comparison) unless ``lr`` or
+            ``points_per_decade`` is given; it runs each grid point once, so the study's total
+            is at most the grid's size.
+        points_per_decade: grid mode only: ``k`` points per decade over the ``lr`` range.
         pruner: ``None`` for autolr's policy, ``False`` for none, or any Optuna pruner.
         stability: an :class:`autolr.Stability`; ``Stability(enabled=False)`` switches it off.
         catch: exceptions recorded as a failed trial (the study goes on); others propagate.
@@ -322,13 +356,16 @@ def tune(
         "direction": _check_direction(direction),
         "seed": _check_seed(seed),
         "sampler": sampler,
+        "points_per_decade": points_per_decade,
         "pruner": pruner,
         "stability": stability,
         "catch": _check_catch(catch),
         "show_progress_bar": show_progress_bar,
     }
     _check_storage(storage)
-    _make_sampler(sampler, None)  # validates the name; the real one is built per run
+    if points_per_decade is not None and sampler != "grid":
+        raise ValueError("points_per_decade: only applies to sampler='grid'")
+    _make_sampler(sampler, None, options["lr"], points_per_decade)  # validate; built per run
     _resolve_pruner(pruner)
     _resolve_stability(stability)
     if show_progress_bar is not None and not isinstance(show_progress_bar, bool):
@@ -390,6 +427,8 @@ class _Runner:
     ) -> None:
         self.tuned = tuned
         self.opts = tuned.options
+        if self.opts["sampler"] == "grid":  # each grid point once
+            n_trials = min(n_trials, len(_grid(self.opts["lr"], self.opts["points_per_decade"])))
         self.n_trials = n_trials
         self.timeout = timeout
         self.show_progress_bar = (
@@ -406,9 +445,11 @@ class _Runner:
     def open_study(self) -> optuna.Study:
         storage = _storage.open_storage(self.opts["storage"])
         name = self.tuned.study_name
-        sampler = _make_sampler(self.opts["sampler"], self.opts["seed"])
-        if self.lr.contains(DEFAULT_LR) and not isinstance(sampler, optuna.samplers.GridSampler):
-            sampler = _DefaultFirst(sampler, DEFAULT_LR)
+        sampler = _make_sampler(
+            self.opts["sampler"], self.opts["seed"], self.lr, self.opts["points_per_decade"]
+        )
+        first = self.lr.contains(DEFAULT_LR) and not isinstance(sampler, optuna.samplers.GridSampler)
+        sampler = _Sampler(sampler, first_lr=DEFAULT_LR if first else None)
         optuna_pruner = self.pruner if isinstance(self.pruner, optuna.pruners.BasePruner) else None
         study = optuna.create_study(
             storage=storage,

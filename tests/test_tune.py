@@ -278,3 +278,33 @@ def test_progress_bar_shows_study_progress(db: str, capsys: pytest.CaptureFixtur
     train.run()
     err = capsys.readouterr().err
     assert "bowl" in err and "3/3" in err
+
+
+def test_grid_mode_runs_the_classic_comparison_once_and_resumes(db: str) -> None:
+    calls: list[float] = []
+
+    @autolr.tune(sampler="grid", storage=db, show_progress_bar=False)
+    def train(lr: float) -> float:
+        calls.append(lr)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return abs(math.log10(lr) + 2)
+
+    with pytest.raises(KeyboardInterrupt):
+        train.run()
+    train.run()
+    result = autolr.load("train", storage=db)
+    done = sorted(t.params["lr"] for t in result.study.trials if t.state == TrialState.COMPLETE)
+    assert done == [1e-4, 1e-3, 1e-2, 1e-1]  # each point once, the interrupted one re-run
+    assert result.best_lr == 1e-2
+    assert len(calls) == 5
+
+
+def test_grid_mode_points_per_decade(db: str) -> None:
+    train = autolr.tune(
+        sampler="grid", points_per_decade=2, lr=(1e-3, 1e-1), storage=db, show_progress_bar=False
+    )(bowl)
+    lrs = sorted(t.params["lr"] for t in train.run().study.trials)
+    assert lrs == [1e-3, 0.00316, 1e-2, 0.0316, 1e-1]
+    with pytest.raises(ValueError, match="^points_per_decade: only applies to sampler='grid'"):
+        autolr.tune(points_per_decade=2)(bowl)

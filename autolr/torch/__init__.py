@@ -11,5 +11,19 @@ except ImportError as e:  # pragma: no cover - exercised by a subprocess test
     raise ImportError("autolr.torch needs PyTorch: pip install autolr[torch]") from e
 
 from autolr.torch._finder import LRFinderResult, find_lr, suggest_lrs
+from autolr.torch._optim import LR_RANGE, LR_SCALE, OPTIMIZERS, optimizer
+from autolr.torch._sched import SCHEDULES, Schedule, lr_factor, scheduler
 
-__all__ = ["LRFinderResult", "find_lr", "suggest_lrs"]
+__all__ = [
+    "LRFinderResult",
+    "LR_RANGE",
+    "LR_SCALE",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Schedule",
+    "find_lr",
+    "lr_factor",
+    "optimizer",
+    "scheduler",
+    "suggest_lrs",
+]

@@ -134,9 +134,9 @@ class LRFinderResult:
             style = "-" if name == self.method else ":"
             ax.axvline(value, color=colors.get(name, "k"), ls=style, label=f"{name}: {value:.2e}")
         ax.set_xscale("log")
-        finite = [v for v in self.smoothed if math.isfinite(v)]
+        finite = [v for v in (*self.smoothed, *centred) if math.isfinite(v)]
         if finite:  # keep the divergence from squashing the interesting part of the curve
-            lo, hi = min(finite), finite[0]
+            lo, hi = min(finite), max(self.smoothed[0], centred[0] if centred else -math.inf)
             pad = 0.1 * (hi - lo if hi > lo else abs(hi) or 1.0)
             ax.set_ylim(lo - pad, max(hi, lo) + 3 * pad)
         ax.set_xlabel("learning rate")

@@ -641,7 +641,7 @@ class _Runner:
             while len(holders) < self.n_trials:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                trial = study.ask()
+                trial = self.ask(study)
                 if self.is_surplus(study, trial):
                     self.release(study, trial)
                     break
@@ -665,6 +665,35 @@ class _Runner:
             if bar is not None:
                 bar.close()
         return Result(study)
+
+    def ask(self, study: optuna.Study) -> optuna.Trial:
+        """``study.ask()``, except that a new trial is born with this worker's identity.
+
+        Optuna's ask creates the trial and autolr would name its worker in a second write; a
+        process killed between the two left a RUNNING trial no one could tell was dead (found by
+        tests/test_hardening.py's random kills). Creating it from a template writes both in one
+        transaction. Queued (WAITING) trials are still popped first, as Optuna does.
+        """
+        from datetime import datetime
+
+        study._thread_local.cached_all_trials = None
+        trial_id = study._pop_waiting_trial_id()
+        if trial_id is None:
+            template = FrozenTrial(
+                number=-1,
+                state=TrialState.RUNNING,
+                value=None,
+                datetime_start=datetime.now(),
+                datetime_complete=None,
+                params={},
+                distributions={},
+                user_attrs={ATTR_WORKER: self.worker},
+                system_attrs={},
+                intermediate_values={},
+                trial_id=-1,
+            )
+            trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+        return optuna.Trial(study, trial_id)
 
     def release(self, study: optuna.Study, trial: optuna.Trial) -> None:
         """Give back a trial created past the study's total: to WAITING if storage allows."""

@@ -56,12 +56,18 @@ def _as_bound(x: Any, *, param: str) -> float:
 def resolve_lr(lr: Any, *, param: str = "lr") -> LRRange:
     """Validate what a user gave as ``lr=`` and return the range.
 
-    Accepts a ``(low, high)`` pair or an object with ``search_range()``.
+    Accepts a ``(low, high)`` pair or an object with ``search_range()``, such as the result of
+    :func:`autolr.torch.find_lr` (the study then searches where the range test says).
 
     Example:
         >>> resolve_lr((1e-4, 1e-2))
         LRRange(low=0.0001, high=0.01)
     """
+    if lr == "finder":
+        raise ValueError(
+            f"{param}: autolr cannot run a range test without your model and data; pass "
+            f"{param}=autolr.torch.find_lr(model, optimizer, criterion, loader) instead"
+        )
     if isinstance(lr, SearchRangeSource) and not isinstance(lr, (tuple, list, str)):
         lr = lr.search_range()
     if isinstance(lr, (str, bytes)) or not isinstance(lr, (tuple, list)) or len(lr) != 2:

@@ -27,6 +27,7 @@ BAD_OPTIONS = [
     ({"lr": 1e-3}, r"^lr: expected a \(low, high\) pair"),
     ({"lr": (1e-5, float("inf"))}, r"^lr: learning-rate bounds must be finite"),
     ({"lr": ("a", "b")}, r"^lr: expected positive numbers"),
+    ({"lr": "finder"}, r"^lr: autolr cannot run a range test without your model and data; pass lr=autolr.torch.find_lr"),
     ({"direction": "down"}, r"^direction: expected 'minimize' or 'maximize', got 'down'$"),
     ({"seed": -1}, r"^seed: expected an int >= 0"),
     ({"seed": "0"}, r"^seed: "),

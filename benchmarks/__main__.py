@@ -34,7 +34,7 @@ def _git_commit() -> str:
             capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "autolr", "benchmarks"],
+            ["git", "status", "--porcelain", "--", ":/autolr", ":/benchmarks"],
             capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
         ).stdout.strip()
         return out + (" (+ uncommitted changes)" if dirty else "")

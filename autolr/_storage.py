@@ -6,25 +6,38 @@ the runner, :func:`autolr.load` and the command line all agree on it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import re
 import socket
+import time
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
 
 #: The default storage, relative to the working directory (``AUTOLR_STORAGE`` overrides it).
 DEFAULT_STORAGE = "sqlite:///studies/autolr.db"
 #: How long a SQLite writer waits for a lock held by another process or reader, in seconds.
 SQLITE_TIMEOUT_S = 60.0
 
+#: Attempts at opening a database whose Optuna tables other workers are creating at the same time.
+SCHEMA_RETRIES = 8
+
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_CREATE_RACE_RE = re.compile(
+    r"already exists|duplicate key|UniqueViolation|Duplicate entry|1050|1062|deadlock", re.I
+)
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 _URL_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.S)
 _PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
+_QUERY_PASSWORD_RE = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)(?P<pw>[^&\s'\"]*)", re.I)
 
 
 class StorageError(ValueError):
@@ -38,7 +51,8 @@ def mask(text: str) -> str:
         >>> mask("postgresql://me:s3cret@db:5432/test")
         'postgresql://me:***@db:5432/test'
     """
-    return _PASSWORD_RE.sub(lambda m: f"{m.group('head')}***{m.group('at')}", text)
+    text = _PASSWORD_RE.sub(lambda m: f"{m.group('head')}***{m.group('at')}", text)
+    return _QUERY_PASSWORD_RE.sub(lambda m: f"{m.group('head')}***", text)
 
 
 def default_url() -> str:
@@ -183,8 +197,9 @@ def open_storage(storage: str | BaseStorage | None, *, create: bool = True) -> B
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalRedisBackend
 
+        url, prefix = _redis_prefix(url)
         try:
-            return JournalStorage(JournalRedisBackend(url))
+            return JournalStorage(JournalRedisBackend(url, prefix=prefix))
         except ImportError:
             raise ImportError(
                 "storage: redis:// needs the redis client: pip install 'autolr[redis]'"
@@ -201,6 +216,17 @@ def open_storage(storage: str | BaseStorage | None, *, create: bool = True) -> B
     return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
 
 
+def _redis_prefix(url: str) -> tuple[str, str]:
+    """Split autolr's ``?prefix=NAME`` (a key namespace, so projects can share one Redis) off a URL."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = "".join(v for k, v in query if k == "prefix")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
 def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
@@ -209,9 +235,19 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
     if sqlite:
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, skip_table_creation=not create
-        )
+        for attempt in range(SCHEMA_RETRIES):
+            try:
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, skip_table_creation=not create
+                )
+            except SQLAlchemyError as exc:
+                # k workers starting on a fresh database race to create Optuna's tables
+                # (PostgreSQL: duplicate pg_type; MySQL: table exists): the winner's schema is
+                # there a moment later.
+                if not create or not _CREATE_RACE_RE.search(str(exc)) or attempt == SCHEMA_RETRIES - 1:
+                    raise
+                time.sleep(0.2 + random.random() * 0.5)
+        raise AssertionError("unreachable")  # pragma: no cover
     except RuntimeError as exc:
         if "upgrade" in str(exc).lower() or "schema" in str(exc).lower():
             raise StorageError(
@@ -242,6 +278,8 @@ def _proc_start_time(pid: int) -> str | None:
         return None
     # Field 22 (starttime); the command name (field 2) may contain spaces, so split after ')'.
     fields = data.rsplit(")", 1)[-1].split()
+    if fields and fields[0] in ("Z", "X"):
+        return "dead"  # a zombie (killed, not yet reaped by its parent) runs nothing any more
     return fields[19] if len(fields) > 19 else None
 
 
@@ -277,3 +315,52 @@ def worker_is_dead(worker: str | None) -> bool:
             return False
         return start != "?"  # alive but /proc unreadable: only trust a known start time
     return start != "?" and now != start
+
+
+def is_stale(
+    trial: FrozenTrial,
+    *,
+    grace: float,
+    now: float | None = None,
+    worker_attr: str = "autolr.worker",
+    heartbeat_attr: str = "autolr.heartbeat",
+) -> bool:
+    """True when a RUNNING ``trial`` has no living process behind it.
+
+    A process on this host that is gone is seen at once (:func:`worker_is_dead`); elsewhere the
+    trial's last heartbeat (unix time) must be older than ``grace`` seconds; a trial that never got
+    a heartbeat counts from its start time.
+    """
+    if worker_is_dead(trial.user_attrs.get(worker_attr)):
+        return True
+    now = time.time() if now is None else now
+    beat = trial.user_attrs.get(heartbeat_attr)
+    if isinstance(beat, (int, float)) and not isinstance(beat, bool):
+        return now - float(beat) > grace
+    if trial.datetime_start is None:
+        return False
+    return (datetime.fromtimestamp(now) - trial.datetime_start).total_seconds() > grace
+
+
+@contextlib.contextmanager
+def recovery_lock(storage: str | BaseStorage | None) -> Iterator[None]:
+    """Serialize stale-trial recovery between processes sharing one SQLite file.
+
+    PostgreSQL and MySQL lock the trial row (``SELECT ... FOR UPDATE``) and journal storages reject
+    the second of two competing state changes, so a trial is failed (and its lr retried) once;
+    SQLite ignores ``FOR UPDATE``, so workers on its (necessarily local) file take an ``flock``.
+    """
+    url = default_url() if storage is None else storage
+    if not isinstance(url, str) or check_url(url) != "sqlite":
+        yield
+        return
+    import fcntl
+
+    path = sqlite_path(url)
+    lock = path.with_name(path.name + ".autolr-lock")
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -45,6 +45,11 @@ R = TypeVar("R")
 DEFAULT_N_TRIALS = 20
 #: Stop reasons of FAIL trials that say nothing about the learning rate: not counted, retried.
 NOT_COUNTED = frozenset({"crashed", "interrupted", "surplus"})
+#: Trials that re-run the best candidates with another seed, when the function accepts ``seed``.
+DEFAULT_RECHECK = 2
+#: Trial user attributes of a re-check: the trial it re-checks and the seed it ran.
+ATTR_RECHECK_OF = "autolr.recheck_of"
+ATTR_SEED = "autolr.seed"
 #: If this many first trials of a study all raise the same exception, it is a bug: re-raise it.
 SAME_ERROR_LIMIT = 2
 
@@ -287,6 +292,7 @@ def tune(
     pruner: Any = ...,
     stability: Stability | None = ...,
     catch: tuple[type[Exception], ...] = ...,
+    recheck: int | None = ...,
     show_progress_bar: bool | None = ...,
 ) -> Callable[[Callable[P, R]], Tuned[P, R]]: ...
 
@@ -307,6 +313,7 @@ def tune(
     pruner: Any = None,
     stability: Stability | None = None,
     catch: tuple[type[Exception], ...] = (Exception,),
+    recheck: int | None = None,
     show_progress_bar: bool | None = None,
 ) -> Tuned[P, R] | Callable[[Callable[P, R]], Tuned[P, R]]:
     """Turn a train function into a learning-rate study that is stored, resumable and explained.
@@ -332,6 +339,9 @@ def tune(
         pruner: ``None`` for autolr's policy, ``False`` for none, or any Optuna pruner.
         stability: an :class:`autolr.Stability`; ``Stability(enabled=False)`` switches it off.
         catch: exceptions recorded as a failed trial (the study goes on); others propagate.
+        recheck: how many of the study's last trials re-run the best candidates with another
+            ``seed`` (the train function must accept ``seed``), so the recommendation rests on
+            more than one lucky run. Default: 2 when the function accepts ``seed``, else 0.
         show_progress_bar: default: on when stderr is a terminal.
 
     Example:
@@ -360,6 +370,7 @@ def tune(
         "pruner": pruner,
         "stability": stability,
         "catch": _check_catch(catch),
+        "recheck": recheck,
         "show_progress_bar": show_progress_bar,
     }
     _check_storage(storage)
@@ -374,9 +385,25 @@ def tune(
     def wrap(f: Callable[P, R]) -> Tuned[P, R]:
         if not callable(f):
             raise TypeError(f"tune: expected a function, got {type(f).__name__}")
-        return Tuned(f, options)
+        tuned = Tuned(f, options)
+        tuned.options = {**options, "recheck": _check_recheck(recheck, tuned)}
+        return tuned
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _check_recheck(recheck: Any, tuned: Tuned[Any, Any]) -> int:
+    accepts_seed = "seed" in tuned._params
+    if recheck is None:
+        return DEFAULT_RECHECK if accepts_seed else 0
+    if isinstance(recheck, bool) or not isinstance(recheck, Integral) or recheck < 0:
+        raise ValueError(f"recheck: expected an int >= 0 or None, got {recheck!r}")
+    if recheck and not accepts_seed:
+        raise ValueError(
+            f"recheck: re-checking runs the train function with another seed, but "
+            f"{tuned.fn.__qualname__}() has no 'seed' parameter"
+        )
+    return int(recheck)
 
 
 def _resolve_stability(stability: Any) -> Stability:
@@ -561,6 +588,9 @@ class _Runner:
         )
         call_kwargs = dict(self.kwargs)
         call_kwargs[PARAM] = lr
+        seed = trial._cached_frozen_trial.user_attrs.get(ATTR_SEED)
+        if seed is not None:
+            call_kwargs["seed"] = seed
         if "trial" in self.tuned._params:
             call_kwargs["trial"] = trial
         try:
@@ -641,7 +671,7 @@ class _Runner:
             while len(holders) < self.n_trials:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                trial = self.ask(study)
+                trial = self.ask(study, **self.next_recheck(snapshot, finished))
                 if self.is_surplus(study, trial):
                     self.release(study, trial)
                     break
@@ -666,7 +696,42 @@ class _Runner:
                 bar.close()
         return Result(study)
 
-    def ask(self, study: optuna.Study) -> optuna.Trial:
+    def next_recheck(self, snapshot: list[FrozenTrial], finished: int) -> dict[str, Any]:
+        """Fixed params and attributes for the next trial when it should re-check a candidate.
+
+        The last ``recheck`` trials of the study's budget re-run the recommendation's best
+        candidates, each once, with a seed no trial used; ``{}`` means "sample as usual".
+        """
+        budget = self.opts["recheck"]
+        if not budget or finished < self.n_trials - budget:
+            return {}
+        done = {t.user_attrs[ATTR_RECHECK_OF] for t in snapshot if ATTR_RECHECK_OF in t.user_attrs}
+        if len(done) >= budget:
+            return {}
+        from autolr._recommend import recommend
+        from autolr._result import summaries
+
+        by_number = {t.number: t for t in snapshot}
+        rec = recommend(summaries(snapshot), direction=self.direction)
+        for number in rec.candidates:
+            cand = by_number.get(number)
+            if cand is None or number in done or ATTR_RECHECK_OF in cand.user_attrs:
+                continue
+            default = self.tuned._params["seed"].default
+            base = self.kwargs.get("seed", default if isinstance(default, int) else 0)
+            return {
+                "params": dict(cand.params),
+                "user_attrs": {ATTR_RECHECK_OF: number, ATTR_SEED: int(base) + 1 + len(done)},
+            }
+        return {}
+
+    def ask(
+        self,
+        study: optuna.Study,
+        *,
+        params: dict[str, Any] | None = None,
+        user_attrs: dict[str, Any] | None = None,
+    ) -> optuna.Trial:
         """``study.ask()``, except that a new trial is born with this worker's identity.
 
         Optuna's ask creates the trial and autolr would name its worker in a second write; a
@@ -677,7 +742,7 @@ class _Runner:
         from datetime import datetime
 
         study._thread_local.cached_all_trials = None
-        trial_id = study._pop_waiting_trial_id()
+        trial_id = None if params else study._pop_waiting_trial_id()
         if trial_id is None:
             template = FrozenTrial(
                 number=-1,
@@ -687,8 +752,8 @@ class _Runner:
                 datetime_complete=None,
                 params={},
                 distributions={},
-                user_attrs={ATTR_WORKER: self.worker},
-                system_attrs={},
+                user_attrs={ATTR_WORKER: self.worker, **(user_attrs or {})},
+                system_attrs={"fixed_params": params} if params else {},
                 intermediate_values={},
                 trial_id=-1,
             )

@@ -308,3 +308,35 @@ def test_grid_mode_points_per_decade(db: str) -> None:
     assert lrs == [1e-3, 0.00316, 1e-2, 0.0316, 1e-1]
     with pytest.raises(ValueError, match="^points_per_decade: only applies to sampler='grid'"):
         autolr.tune(points_per_decade=2)(bowl)
+
+
+def test_recheck_reruns_the_best_candidates_with_other_seeds(db: str) -> None:
+    seen: list[tuple[float, int]] = []
+
+    @autolr.tune(n_trials=8, seed=0, storage=db, pruner=False, show_progress_bar=False)
+    def train(lr: float, seed: int = 0) -> float:
+        seen.append((lr, seed))
+        return abs(math.log10(lr) + 2) + 0.01 * seed
+
+    result = train.run()
+    trials = result.study.trials
+    assert len(trials) == 8  # re-checks are part of the budget, not extra
+    rechecks = [t for t in trials if "autolr.recheck_of" in t.user_attrs]
+    assert [t.number for t in rechecks] == [6, 7]
+    assert [t.user_attrs["autolr.seed"] for t in rechecks] == [1, 2]
+    for t in rechecks:
+        original = trials[t.user_attrs["autolr.recheck_of"]]
+        assert t.params == original.params and "autolr.recheck_of" not in original.user_attrs
+    assert seen[-2:] == [(t.params["lr"], t.user_attrs["autolr.seed"]) for t in rechecks]
+    assert all(s == 0 for _, s in seen[:-2])
+    # the two re-checked candidates are the two best of the first six
+    first6 = sorted(trials[:6], key=lambda t: t.value)
+    assert {t.user_attrs["autolr.recheck_of"] for t in rechecks} == {first6[0].number, first6[1].number}
+
+
+def test_recheck_needs_a_seed_parameter() -> None:
+    with pytest.raises(ValueError, match=r"^recheck: .* has no 'seed' parameter"):
+        autolr.tune(recheck=2)(bowl)
+    with pytest.raises(ValueError, match=r"^recheck: expected an int >= 0"):
+        autolr.tune(recheck=-1)(bowl)
+    assert autolr.tune(bowl).options["recheck"] == 0

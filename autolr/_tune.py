@@ -245,6 +245,8 @@ class Tuned(Generic[P, R]):
         n_trials: int | None = None,
         timeout: float | None = None,
         show_progress_bar: bool | None = None,
+        n_jobs: int = 1,
+        workers: int | None = None,
         **train_kwargs: Any,
     ) -> Result:
         """Run (or resume) the study until it holds ``n_trials`` finished trials.
@@ -253,7 +255,13 @@ class Tuned(Generic[P, R]):
             n_trials: overrides the decorator's study-wide total for this call.
             timeout: seconds after which no new trial starts (the running one finishes).
             show_progress_bar: overrides the decorator's setting.
-            **train_kwargs: passed to every call of the train function.
+            n_jobs: trials run at once in threads of this process (for train functions that
+                release the GIL: torch, numpy, I/O).
+            workers: start this many processes on the study instead (the train function must be
+                importable: defined at module level in a .py file); they share the storage, which
+                must be a URL (the default SQLite file is fine on one machine). See
+                docs/scaleout.md for machines of a cluster (``autolr worker``).
+            **train_kwargs: passed to every call of the train function (pickled for ``workers``).
 
         Returns:
             The :class:`autolr.Result` of the study.
@@ -272,7 +280,16 @@ class Tuned(Generic[P, R]):
                 f"run: {self.fn.__qualname__}() has no parameter {unknown[0]!r} "
                 f"(parameters: {', '.join(self._params)})"
             )
-        return _Runner(self, n_trials=n, timeout=t, show_progress_bar=bar, kwargs=train_kwargs).run()
+        from autolr import _workers
+
+        _workers.check_not_importing()
+        procs, n_jobs = _workers.check_workers(workers, n_jobs)
+        if procs:
+            return _workers.run_processes(
+                self, workers=procs, n_trials=n, timeout=t, show_progress_bar=bar, kwargs=train_kwargs
+            )
+        runner = _Runner(self, n_trials=n, timeout=t, show_progress_bar=bar, kwargs=train_kwargs)
+        return runner.run(n_jobs=n_jobs)
 
 
 @overload
@@ -472,8 +489,10 @@ class _Runner:
     def open_study(self) -> optuna.Study:
         storage = _storage.open_storage(self.opts["storage"])
         name = self.tuned.study_name
-        sampler = _make_sampler(
-            self.opts["sampler"], self.opts["seed"], self.lr, self.opts["points_per_decade"]
+        from autolr._workers import worker_seed
+
+        sampler = _make_sampler(  # each worker of a seeded study gets its own seed
+            self.opts["sampler"], worker_seed(self.opts["seed"]), self.lr, self.opts["points_per_decade"]
         )
         first = self.lr.contains(DEFAULT_LR) and not isinstance(sampler, optuna.samplers.GridSampler)
         sampler = _Sampler(sampler, first_lr=DEFAULT_LR if first else None)
@@ -517,33 +536,53 @@ class _Runner:
 
     # -- stale trials -----------------------------------------------------------------------
     def recover_stale(self, study: optuna.Study) -> None:
-        """Fail trials whose process is gone and queue their learning rate again (once)."""
+        """Fail trials whose process is gone or silent and queue their learning rate again (once).
+
+        Same-host deaths are seen from the pid; other hosts' from ``autolr.heartbeat``
+        (:mod:`autolr._workers`).
+        """
+        from autolr import _workers
+
+        grace = _workers.heartbeat_grace()
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if not _storage.worker_is_dead(t.user_attrs.get(ATTR_WORKER)):
-                continue
-            self.fail_and_retry(study, t, "crashed")
+            if _storage.is_stale(t, grace=grace, heartbeat_attr=_workers.ATTR_HEARTBEAT):
+                self.fail_and_retry(study, t, "crashed")
 
     def fail_and_retry(self, study: optuna.Study, t: FrozenTrial, reason: str) -> None:
+        """Fail ``t`` and enqueue its lr once, even when several workers see it stale at once.
+
+        Only the worker whose state change wins enqueues (storage rejects the loser's, see
+        :func:`autolr._storage.recovery_lock`).
+        """
         storage = study._storage
-        try:
-            storage.set_trial_user_attr(t._trial_id, ATTR_REASON, reason)
-            if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
-                return
-        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
-            return  # another worker got there first
-        if PARAM in t.params and ATTR_RETRY_OF not in t.user_attrs:
-            study.enqueue_trial(t.params, user_attrs={ATTR_RETRY_OF: t.number})
+        with _storage.recovery_lock(self.opts["storage"]):
+            try:
+                if storage.get_trial(t._trial_id).state != TrialState.RUNNING:
+                    return  # another worker got there first
+                storage.set_trial_user_attr(t._trial_id, ATTR_REASON, reason)
+                if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                    return
+            except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+                return  # another worker got there first
+            if PARAM in t.params and ATTR_RETRY_OF not in t.user_attrs:
+                study.enqueue_trial(t.params, user_attrs={ATTR_RETRY_OF: t.number})
 
     # -- counting ---------------------------------------------------------------------------
     def slots(self, snapshot: list[FrozenTrial]) -> tuple[int, list[int]]:
-        """(finished trials that count, numbers of all trials holding a slot)."""
+        """(finished trials that count, numbers of all trials holding a slot).
+
+        RUNNING and WAITING (queued, e.g. a retry) trials hold a slot too. A trial's number is
+        fixed when it is created, and a trial only ever *loses* its slot (a crash), so ranking
+        holders by number gives every worker the same answer to "is this trial within the
+        total?" (:meth:`is_surplus`), whatever it saw and when.
+        """
         finished = 0
         holders: list[int] = []
         for t in snapshot:
             if counted(t):
                 finished += 1
                 holders.append(t.number)
-            elif t.state == TrialState.RUNNING:
+            elif t.state in (TrialState.RUNNING, TrialState.WAITING):
                 holders.append(t.number)
         return finished, holders
 
@@ -654,47 +693,77 @@ class _Runner:
         ) and not any(t.state != TrialState.FAIL for t in first)
 
     # -- the loop ---------------------------------------------------------------------------
-    def run(self) -> Result:
+    def run(self, *, n_jobs: int = 1) -> Result:
+        """Run the loop in ``n_jobs`` threads of this process until the study is complete."""
+        from autolr import _workers
         from autolr._result import Result
 
         study = self.open_study()
         self.recover_stale(study)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        snapshot = study.get_trials(deepcopy=False)
-        finished, holders = self.slots(snapshot)
-        bar = None
+        self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        finished, _ = self.slots(study.get_trials(deepcopy=False))
+        self.bar = None
         if self.show_progress_bar:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.n_trials, initial=min(finished, self.n_trials), desc=study.study_name)
+            self.bar = tqdm(total=self.n_trials, initial=min(finished, self.n_trials), desc=study.study_name)
         try:
-            while len(holders) < self.n_trials:
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                trial = self.ask(study, **self.next_recheck(snapshot, finished))
-                if self.is_surplus(study, trial):
-                    self.release(study, trial)
-                    break
-                try:
-                    self.run_trial(study, trial, snapshot)
-                except KeyboardInterrupt:
-                    done, _ = self.slots(study.get_trials(deepcopy=False))
-                    print(
-                        f"\nautolr: interrupted; study {study.study_name!r} keeps {done} of "
-                        f"{self.n_trials} trials in {_storage.describe(self.opts['storage'])}. "
-                        "Run again (train.run()) to resume.",
-                        file=sys.stderr,
-                    )
-                    raise
-                snapshot = study.get_trials(deepcopy=False)
-                finished, holders = self.slots(snapshot)
-                if bar is not None:
-                    bar.n = min(finished, self.n_trials)
-                    bar.refresh()
+            if n_jobs > 1:
+                _workers.run_threads(lambda stop: self.loop(study, stop), n_jobs)
+            else:
+                self.loop(study)
         finally:
-            if bar is not None:
-                bar.close()
+            if self.bar is not None:
+                self.bar.close()
         return Result(study)
+
+    def loop(self, study: optuna.Study, stop: Any = None) -> None:
+        """Run trials until the study holds ``n_trials`` finished ones (or time or ``stop`` is up).
+
+        Several loops (threads, processes, hosts) may share the study: while the remaining slots
+        are held by other workers' running trials this one waits, recovering trials of dead
+        workers, so a lost trial is retried and the total still reached.
+        """
+        from autolr import _workers
+
+        beat = _workers.Heartbeat.get()
+        while stop is None or not stop.is_set():
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                break
+            self.recover_stale(study)
+            snapshot = study.get_trials(deepcopy=False)
+            finished, holders = self.slots(snapshot)
+            if self.bar is not None:
+                self.bar.n = min(finished, self.n_trials)
+                self.bar.refresh()
+            if finished >= self.n_trials:
+                break
+            queued = any(t.state == TrialState.WAITING for t in snapshot)
+            if len(holders) >= self.n_trials and not queued:
+                time.sleep(_workers.POLL_S)  # the last slots are running elsewhere
+                continue
+            trial = self.ask(study, **self.next_recheck(snapshot, finished))
+            if self.is_surplus(study, trial):
+                self.release(study, trial)
+                continue
+            try:
+                with beat.beating(study._storage, trial._trial_id):
+                    self.run_trial(study, trial, snapshot)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                print(
+                    f"autolr: trial {trial.number} was failed as stale by another worker (no "
+                    "heartbeat within the grace period); its result is dropped and its lr retried",
+                    file=sys.stderr,
+                )
+            except KeyboardInterrupt:
+                done, _ = self.slots(study.get_trials(deepcopy=False))
+                print(
+                    f"\nautolr: interrupted; study {study.study_name!r} keeps {done} of "
+                    f"{self.n_trials} trials in {_storage.describe(self.opts['storage'])}. "
+                    "Run again (train.run()) to resume.",
+                    file=sys.stderr,
+                )
+                raise
 
     def next_recheck(self, snapshot: list[FrozenTrial], finished: int) -> dict[str, Any]:
         """Fixed params and attributes for the next trial when it should re-check a candidate.
@@ -761,12 +830,11 @@ class _Runner:
         return optuna.Trial(study, trial_id)
 
     def release(self, study: optuna.Study, trial: optuna.Trial) -> None:
-        """Give back a trial created past the study's total: to WAITING if storage allows."""
+        """Give back a trial created past the study's total: FAIL ``surplus``, never counted.
+
+        Not WAITING: a released trial would hold a slot again and be popped before a crashed
+        trial's queued retry, which would then be surplus itself.
+        """
         storage = study._storage
-        try:
-            if storage.set_trial_state_values(trial._trial_id, TrialState.WAITING):
-                return
-        except Exception:  # noqa: BLE001 - storages differ; fall back to recording it
-            pass
         storage.set_trial_user_attr(trial._trial_id, ATTR_REASON, "surplus")
         study.tell(trial, state=TrialState.FAIL)

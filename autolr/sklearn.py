@@ -56,8 +56,6 @@ from autolr._space import PARAM, resolve_lr
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from autolr._result import Result
-
 __all__ = ["LRSearchCV", "LR_PARAM_NAMES"]
 
 #: Learning-rate parameter names looked for, in this order, on the (final) estimator.
@@ -295,6 +293,23 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         stability: an ``autolr.Stability``; default settings when ``None``.
         show_progress_bar: a progress bar over trials.
 
+    Attributes (after ``fit``):
+        best_lr_: the recommended learning rate (autolr's stability-aware pick, see
+            ``result_.explain()``); if no trial completed, the estimator's own value, with a
+            warning.
+        best_params_: ``{lr_param_: best_lr_}``.
+        best_score_: mean cross-validated score of the recommended trial (NaN if none).
+        best_index_: its row in ``cv_results_`` (None if none).
+        best_estimator_: the estimator refitted on all the data with ``best_lr_`` (``refit``).
+        cv_results_: dict of arrays, one row per finished trial (``pd.DataFrame(cv_results_)``):
+            ``trial_number``, ``param_<lr_param>``, ``params``, ``split<k>_test_score``,
+            ``mean_test_score``, ``std_test_score``, ``rank_test_score``, ``mean_fit_time``,
+            ``state``, ``stop_reason``, ``n_steps``, ``last_reported_score``. Trials autolr
+            stopped (PRUNED) or that failed have NaN test scores, like ``error_score=nan``.
+        study_: the ``optuna.Study``; result_: the ``autolr.Result``.
+        lr_param_, lr_range_, mode_ (``"epochs"``, ``"stages"`` or ``"plain"``), scorer_,
+        n_splits_, refit_time_, n_features_in_, classes_.
+
     Example:
         >>> from sklearn.datasets import load_digits
         >>> from sklearn.linear_model import SGDClassifier
@@ -314,7 +329,7 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         "estimator": [HasMethods(["fit"])],
         "n_trials": [Interval(Integral, 1, None, closed="left")],
         "cv": ["cv_object"],
-        "scoring": [StrOptions(set()), callable, None, str],
+        "scoring": [str, callable, None],
         "lr_param": [str, None],
         "lr": [tuple, list, None],
         "storage": [str, optuna.storages.BaseStorage, None],

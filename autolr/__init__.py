@@ -17,16 +17,19 @@ __version__ = "0.1.0"
 
 from autolr._context import TrialPruned, report
 from autolr._pruning import Pruning
+from autolr._reports import COMPARISON_COLUMNS, TRIAL_COLUMNS
 from autolr._result import Result, StudyNotFoundError, load
 from autolr._stability import Stability
 from autolr._storage import StorageError
 from autolr._tune import Tuned, tune
 
 __all__ = [
+    "COMPARISON_COLUMNS",
     "Pruning",
     "Result",
     "Stability",
     "StorageError",
+    "TRIAL_COLUMNS",
     "StudyNotFoundError",
     "TrialPruned",
     "Tuned",

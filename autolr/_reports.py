@@ -1,10 +1,27 @@
-"""Tables people read, built from storage only: the trials table (more in the reports issue)."""
+"""Tables people read, built from storage only: the trials table, the lr comparison, exports.
+
+Two layers, as everywhere in autolr:
+
+* pure functions over numbers (:func:`trial_figures`, :func:`lr_bins`, :func:`compare_ranges`,
+  :func:`verdict`), testable without Optuna or pandas;
+* thin edges that read an Optuna study (:func:`trials_table`, :func:`comparison_table`) and write
+  files (:func:`render`, :func:`export`).
+
+Reports read storage; they never reach back into the runner.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from optuna.trial import TrialState
+import base64
+import html
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from numbers import Real
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from autolr._context import ATTR_EXCEPTION, ATTR_REASON, ATTR_RETRY_OF, ATTR_STEP
 from autolr._space import PARAM
@@ -12,54 +29,388 @@ from autolr._space import PARAM
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
+    from optuna.trial import FrozenTrial
+
+    from autolr._recommend import Recommendation
+
+#: Relative tolerance of ``steps_to_converge``: within 5% of the trial's final reported value.
+CONVERGE_TOL = 0.05
+#: How many last reports ``spread`` looks at.
+SPREAD_TAIL = 3
+#: Stop reasons that say the learning rate made training unstable.
+UNSTABLE = frozenset({"nan", "inf", "diverged", "oscillating"})
+#: Stop reasons of trials that say nothing about their learning rate (the runner retries them).
+NOT_ABOUT_LR = frozenset({"crashed", "interrupted", "surplus"})
 
 #: Columns of :func:`trials_table`, in order, with what they mean.
 TRIAL_COLUMNS = {
     "number": "Optuna's trial number",
     "state": "COMPLETE, PRUNED (stopped by autolr), FAIL, RUNNING or WAITING",
     "lr": "the learning rate the trial ran",
-    "value": "the final objective (empty unless COMPLETE)",
-    "best_reported": "the best intermediate value the trial reported",
+    "value": "the final objective the train function returned (empty unless COMPLETE)",
+    "best_reported": "the best finite intermediate value the trial reported",
+    "final_reported": "the last finite intermediate value the trial reported",
     "steps": "how many intermediate values the trial reported",
-    "stop_reason": "why autolr stopped or failed it (nan, inf, diverged, oscillating, ...)",
+    "last_step": "the last step it reported",
+    "stop_reason": "why autolr stopped or failed it (nan, inf, diverged, oscillating, "
+    "underperforming, exception, crashed, interrupted, surplus); empty if it ran to the end",
     "stop_step": "the step of the report that stopped it",
+    "steps_to_converge": "COMPLETE trials: the first step from which every report stays within "
+    f"{CONVERGE_TOL:.0%} of the curve's span (max - min) of the last report; lower = sooner",
+    "spread": f"(max - min) / |mean| of the last {SPREAD_TAIL} reports: 0 = flat at the end, "
+    "large = still moving or noisy",
+    "swings": "how many times the curve changed direction (down then up, or up then down)",
     "exception": "type and message of the exception the train function raised",
     "retry_of": "the crashed trial whose lr this one re-runs",
     "duration_s": "wall time in seconds",
     "started": "start time",
 }
 
+#: Columns of :func:`comparison_table`, in order, with what they mean.
+COMPARISON_COLUMNS = {
+    "lr_range": "the learning-rate range of the row (decades centred on 1e-1, 1e-2, ... by default)",
+    "lr_low": "lowest lr of the range (inclusive)",
+    "lr_high": "highest lr of the range (exclusive)",
+    "trials": "trials whose lr falls in the range (crashed/interrupted ones left out)",
+    "completed": "of them, trials that ran to the end",
+    "unstable": "share of trials stopped or failed as nan, inf, diverged or oscillating",
+    "median_steps_to_converge": "convergence speed: median steps_to_converge of completed trials",
+    "median_spread": "median spread of the last reports of completed trials",
+    "best_value": "best final value of the range",
+    "median_value": "median final value of completed trials",
+    "verdict": "speed and stability compared with the other ranges; 'best range' holds the "
+    "recommended lr",
+}
 
-def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial of ``study`` with the columns of :data:`TRIAL_COLUMNS`.
 
-    Other parameters the train function suggested follow as ``param_<name>`` columns.
+# ============================================================================ pure: one trial
+
+
+@dataclass(frozen=True)
+class TrialFigures:
+    """Per-curve figures of one trial (see :data:`TRIAL_COLUMNS`)."""
+
+    best_reported: float | None
+    final_reported: float | None
+    steps: int
+    last_step: int | None
+    steps_to_converge: int | None
+    spread: float | None
+    swings: int
+
+
+def trial_figures(
+    curve: Sequence[tuple[int, float]], *, complete: bool, direction: str = "minimize"
+) -> TrialFigures:
+    """Figures of one intermediate curve, from :func:`autolr._recommend.curve_stats`.
+
+    ``steps_to_converge`` is only given for a trial that ran to its end (``complete``): the
+    "final value" of a stopped trial is where it was cut, not where it converged. It is
+    :func:`converge_step`, whose tolerance is a share of the curve's span rather than of
+    ``|final|`` (as ``curve_stats.steps_to_converge`` uses): with a loss that levels off at
+    0.2 after starting at 1.0, "5% of 0.2" asks for the last few steps of every run whatever the
+    learning rate, while "5% of the 0.8 drop" separates fast from slow.
+
+    Example:
+        >>> f = trial_figures([(0, 2.0), (1, 1.0), (2, 0.51), (3, 0.5)], complete=True)
+        >>> f.steps_to_converge, f.best_reported, f.steps
+        (2, 0.5, 4)
     """
-    import pandas as pd
+    from autolr._recommend import curve_stats
 
-    minimize = study.direction.name == "MINIMIZE"
+    s = curve_stats(curve, direction=direction, tail=SPREAD_TAIL, tol=CONVERGE_TOL)
+    return TrialFigures(
+        best_reported=s.best,
+        final_reported=s.final,
+        steps=len(curve),
+        last_step=s.last_step,
+        steps_to_converge=converge_step(curve) if complete else None,
+        spread=s.tail_spread if s.n_reports >= 2 else None,
+        swings=s.swings,
+    )
+
+
+def converge_step(curve: Sequence[tuple[int, float]], *, tol: float = CONVERGE_TOL) -> int | None:
+    """The first step from which every finite report stays within ``tol`` x span of the last one.
+
+    The span is ``max - min`` of the finite reports; ``None`` for a curve with no finite report.
+
+    Example:
+        >>> converge_step([(0, 1.0), (1, 0.6), (2, 0.25), (3, 0.21), (4, 0.2)])
+        3
+    """
+    pts = [(s, float(v)) for s, v in curve if math.isfinite(v)]
+    if not pts:
+        return None
+    values = [v for _, v in pts]
+    final = values[-1]
+    band = tol * (max(values) - min(values))
+    step = pts[-1][0]
+    for s, v in reversed(pts):
+        if abs(v - final) > band:
+            break
+        step = s
+    return step
+
+
+# ============================================================================ pure: comparison
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the comparison table needs of one trial: numbers only."""
+
+    lr: float
+    state: str
+    value: float | None = None
+    stop_reason: str | None = None
+    steps_to_converge: int | None = None
+    spread: float | None = None
+
+    @property
+    def unstable(self) -> bool:
+        return self.stop_reason in UNSTABLE
+
+
+@dataclass(frozen=True)
+class RangeRow:
+    """One row of the learning-rate comparison (see :data:`COMPARISON_COLUMNS`)."""
+
+    lr_range: str
+    lr_low: float
+    lr_high: float
+    trials: int
+    completed: int
+    unstable: float
+    median_steps_to_converge: float | None
+    median_spread: float | None
+    best_value: float | None
+    median_value: float | None
+    verdict: str
+
+
+def _label(x: float) -> str:
+    """``0.01 -> '1e-2'``, ``0.003 -> '3e-3'``, ``0.0025 -> '2.5e-3'``."""
+    e = math.floor(math.log10(x) + 1e-9)
+    m = float(f"{x / 10**e:.2g}")
+    if m >= 10:
+        m, e = m / 10, e + 1
+    return f"{m:g}e{e}"
+
+
+def lr_bins(lrs: Sequence[float], *, bins: int | Sequence[float] | None = None) -> list[tuple[float, float, str]]:
+    """The ``(low, high, label)`` learning-rate ranges a comparison uses, low to high.
+
+    Args:
+        lrs: the learning rates of the trials (positive).
+        bins: ``None`` for one range per decade centred on a power of ten (``1e-2`` covers
+            ``[10**-2.5, 10**-1.5)``, about 3.2e-3 to 3.2e-2); an int ``n`` for ``n`` ranges of
+            equal width in log scale spanning the trials' lrs; or a sorted sequence of edges
+            (trials outside them are left out).
+
+    Example:
+        >>> [label for _, _, label in lr_bins([0.1, 0.012, 0.0009])]
+        ['1e-3', '1e-2', '1e-1']
+        >>> lr_bins([1e-3], bins=[1e-4, 1e-3, 1e-2])[1][2]
+        '1e-3 to 1e-2'
+    """
+    good = [float(x) for x in lrs if isinstance(x, Real) and math.isfinite(x) and x > 0]
+    if bins is None:
+        decades = sorted({math.floor(math.log10(x) + 0.5) for x in good})
+        return [(10 ** (d - 0.5), 10 ** (d + 0.5), f"1e{d}") for d in decades]
+    if isinstance(bins, bool):
+        raise ValueError(f"bins: expected None, an int >= 1 or a sequence of edges, got {bins!r}")
+    if isinstance(bins, int):
+        if bins < 1:
+            raise ValueError(f"bins: expected an int >= 1, got {bins!r}")
+        if not good:
+            return []
+        lo, hi = math.log10(min(good)), math.log10(max(good))
+        if hi == lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        width = (hi - lo) / bins
+        edges = [10 ** (lo + i * width) for i in range(bins)] + [10 ** hi * (1 + 1e-12)]
+    else:
+        try:
+            edges = [float(e) for e in bins]
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"bins: expected None, an int >= 1 or a sequence of lr edges, got {bins!r}"
+            ) from None
+        if len(edges) < 2 or any(not (e > 0 and math.isfinite(e)) for e in edges) or any(
+            b <= a for a, b in zip(edges, edges[1:])
+        ):
+            raise ValueError(
+                f"bins: expected at least two increasing positive lr edges, got {list(bins)!r}"
+            )
+    return [(a, b, f"{_label(a)} to {_label(b)}") for a, b in zip(edges, edges[1:])]
+
+
+def _median(xs: Sequence[float]) -> float | None:
+    return float(statistics.median(xs)) if xs else None
+
+
+def verdict(
+    *,
+    trials: int,
+    completed: int,
+    unstable: float,
+    steps: float | None,
+    typical_steps: float | None,
+    best: bool = False,
+    underperforming: float = 0.0,
+) -> str:
+    """A few words for one range: speed (fast/moderate/slow) and stability, or what went wrong.
+
+    ``steps`` is the range's median steps to converge and ``typical_steps`` the median over all
+    ranges: at most 2/3 of it is "fast", at least 3/2 "slow". Half or more trials unstable is
+    "unstable", some "sometimes unstable", none "stable". A range where nothing completed
+    "diverges" (all unstable) or is "underperforming" (all stopped as worse than the others).
+
+    Example:
+        >>> verdict(trials=4, completed=1, unstable=0.75, steps=2, typical_steps=6)
+        'fast, unstable'
+        >>> verdict(trials=3, completed=3, unstable=0.0, steps=6, typical_steps=6, best=True)
+        'best range: moderate, stable'
+        >>> verdict(trials=2, completed=0, unstable=1.0, steps=None, typical_steps=6)
+        'diverges'
+    """
+    if trials == 0:
+        return "no trials"
+    if completed == 0:
+        if unstable >= 1.0:
+            return "diverges"
+        if unstable > 0:
+            return "unstable, none completed"
+        if underperforming >= 1.0:
+            return "underperforming (all stopped early)"
+        return "no completed trial"
+    words = []
+    if steps is not None and typical_steps is not None and typical_steps > 0:
+        ratio = steps / typical_steps
+        words.append("fast" if ratio <= 2 / 3 else "slow" if ratio >= 1.5 else "moderate")
+    words.append("unstable" if unstable >= 0.5 else "sometimes unstable" if unstable > 0 else "stable")
+    text = ", ".join(words)
+    return f"best range: {text}" if best else text
+
+
+def compare_ranges(
+    outcomes: Sequence[Outcome],
+    *,
+    bins: int | Sequence[float] | None = None,
+    direction: str = "minimize",
+    recommended_lr: float | None = None,
+) -> list[RangeRow]:
+    """The learning-rate comparison: one :class:`RangeRow` per range holding trials, high lr first.
+
+    Trials that say nothing about their lr (RUNNING, WAITING, crashed, interrupted, surplus)
+    are left out.
+
+    Example:
+        >>> rows = compare_ranges([
+        ...     Outcome(0.1, "PRUNED", stop_reason="diverged"),
+        ...     Outcome(0.08, "COMPLETE", 0.9, steps_to_converge=2),
+        ...     Outcome(0.01, "COMPLETE", 0.3, steps_to_converge=5),
+        ...     Outcome(0.001, "COMPLETE", 0.5, steps_to_converge=9),
+        ... ], recommended_lr=0.01)
+        >>> [(r.lr_range, r.verdict) for r in rows]
+        [('1e-1', 'fast, unstable'), ('1e-2', 'best range: moderate, stable'), ('1e-3', 'slow, stable')]
+    """
+    if direction not in ("minimize", "maximize"):
+        raise ValueError(f"direction: expected 'minimize' or 'maximize', got {direction!r}")
+    used = [
+        o
+        for o in outcomes
+        if o.state in ("COMPLETE", "PRUNED", "FAIL")
+        and o.stop_reason not in NOT_ABOUT_LR
+        and isinstance(o.lr, Real)
+        and math.isfinite(o.lr)
+        and o.lr > 0
+    ]
+    ranges = lr_bins([o.lr for o in used], bins=bins)
+    groups: list[tuple[float, float, str, list[Outcome]]] = []
+    for lo, hi, label in ranges:
+        members = [o for o in used if lo <= o.lr < hi]
+        if members:
+            groups.append((lo, hi, label, members))
+
+    def done(ms: list[Outcome]) -> list[Outcome]:
+        return [o for o in ms if o.state == "COMPLETE" and o.value is not None and math.isfinite(o.value)]
+
+    per_range_steps = []
+    for _, _, _, ms in groups:
+        st = [o.steps_to_converge for o in done(ms) if o.steps_to_converge is not None]
+        per_range_steps.append(_median(st))
+    typical = _median([s for s in per_range_steps if s is not None])
+    if sum(s is not None for s in per_range_steps) < 2:
+        typical = None  # one range alone is neither fast nor slow
+    pick = min if direction == "minimize" else max
+    rows = []
+    for (lo, hi, label, ms), steps in zip(groups, per_range_steps):
+        ok = done(ms)
+        values = [float(o.value) for o in ok]  # type: ignore[arg-type]
+        spreads = [o.spread for o in ok if o.spread is not None and math.isfinite(o.spread)]
+        share = sum(o.unstable for o in ms) / len(ms)
+        best = recommended_lr is not None and lo <= recommended_lr < hi
+        rows.append(
+            RangeRow(
+                lr_range=label,
+                lr_low=lo,
+                lr_high=hi,
+                trials=len(ms),
+                completed=len(ok),
+                unstable=share,
+                median_steps_to_converge=steps,
+                median_spread=_median(spreads),
+                best_value=pick(values) if values else None,
+                median_value=_median(values),
+                verdict=verdict(
+                    trials=len(ms),
+                    completed=len(ok),
+                    unstable=share,
+                    steps=steps,
+                    typical_steps=typical,
+                    best=best,
+                    underperforming=sum(o.stop_reason == "underperforming" for o in ms) / len(ms),
+                ),
+            )
+        )
+    rows.reverse()
+    return rows
+
+
+# ============================================================================ edges: Optuna
+
+
+def _rows(trials: Sequence[FrozenTrial], *, direction: str) -> tuple[list[dict[str, Any]], list[str]]:
     rows = []
     extra: set[str] = set()
-    for t in study.get_trials(deepcopy=False):
-        curve = t.intermediate_values
-        finite = [v for v in curve.values() if v == v and abs(v) != float("inf")]
-        best = (min(finite) if minimize else max(finite)) if finite else None
+    for t in trials:
+        complete = t.state.name == "COMPLETE"
+        curve = sorted(t.intermediate_values.items())
+        fig = trial_figures(curve, complete=complete, direction=direction)
         dur = (
             (t.datetime_complete - t.datetime_start).total_seconds()
             if t.datetime_complete and t.datetime_start
             else None
         )
+        attrs = t.user_attrs
         row = {
             "number": t.number,
             "state": t.state.name,
             "lr": t.params.get(PARAM),
-            "value": t.value if t.state == TrialState.COMPLETE else None,
-            "best_reported": best,
-            "steps": len(curve),
-            "stop_reason": t.user_attrs.get(ATTR_REASON),
-            "stop_step": t.user_attrs.get(ATTR_STEP),
-            "exception": t.user_attrs.get(ATTR_EXCEPTION),
-            "retry_of": t.user_attrs.get(ATTR_RETRY_OF),
+            "value": t.value if complete else None,
+            "best_reported": fig.best_reported,
+            "final_reported": fig.final_reported,
+            "steps": fig.steps,
+            "last_step": fig.last_step,
+            "stop_reason": attrs.get(ATTR_REASON),
+            "stop_step": attrs.get(ATTR_STEP),
+            "steps_to_converge": fig.steps_to_converge,
+            "spread": fig.spread,
+            "swings": fig.swings,
+            "exception": attrs.get(ATTR_EXCEPTION),
+            "retry_of": attrs.get(ATTR_RETRY_OF),
             "duration_s": dur,
             "started": t.datetime_start,
         }
@@ -68,5 +419,391 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                 row[f"param_{k}"] = v
                 extra.add(f"param_{k}")
         rows.append(row)
-    columns = list(TRIAL_COLUMNS) + sorted(extra)
-    return pd.DataFrame(rows, columns=columns)
+    return rows, sorted(extra)
+
+
+def _direction(study: optuna.Study) -> str:
+    return "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
+
+
+def trials_table(study: optuna.Study, *, trials: Sequence[FrozenTrial] | None = None) -> pd.DataFrame:
+    """One row per trial of ``study`` with the columns of :data:`TRIAL_COLUMNS`.
+
+    Other parameters the train function suggested follow as ``param_<name>`` columns.
+
+    Args:
+        study: an Optuna study (``result.study``).
+        trials: the study's trials when the caller already read them.
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> list(trials_table(study).columns)[:4]
+        ['number', 'state', 'lr', 'value']
+    """
+    import pandas as pd
+
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
+    rows, extra = _rows(trials, direction=_direction(study))
+    df = pd.DataFrame(rows, columns=list(TRIAL_COLUMNS) + extra)
+    for col in ("lr", "value", "best_reported", "final_reported", "spread", "duration_s"):
+        df[col] = df[col].astype("float64")
+    for col in ("last_step", "stop_step", "steps_to_converge", "retry_of"):
+        df[col] = df[col].astype("Int64")
+    df["started"] = pd.to_datetime(df["started"])
+    return df
+
+
+def outcomes(table: pd.DataFrame) -> list[Outcome]:
+    """The comparison's view of a :func:`trials_table`."""
+
+    def num(x: Any) -> float | None:
+        return None if x is None or x != x else float(x)  # NaN/NA -> None
+
+    out = []
+    for number, state, lr, value, reason, conv, spread in zip(
+        table["number"],
+        table["state"],
+        table["lr"],
+        table["value"],
+        table["stop_reason"],
+        table["steps_to_converge"].astype("float64"),
+        table["spread"],
+    ):
+        if lr != lr:
+            continue
+        out.append(
+            Outcome(
+                lr=float(lr),
+                state=state,
+                value=num(value),
+                stop_reason=reason if isinstance(reason, str) else None,
+                steps_to_converge=None if conv != conv else int(conv),
+                spread=num(spread),
+            )
+        )
+    return out
+
+
+def comparison_table(
+    study: optuna.Study,
+    *,
+    bins: int | Sequence[float] | None = None,
+    table: pd.DataFrame | None = None,
+    recommended_lr: float | None = None,
+) -> pd.DataFrame:
+    """The learning-rate comparison of ``study`` with the columns of :data:`COMPARISON_COLUMNS`.
+
+    Args:
+        study: an Optuna study (``result.study``).
+        bins: the lr ranges, see :func:`lr_bins`.
+        table: the study's :func:`trials_table` when the caller already built it.
+        recommended_lr: the range holding it is the "best range".
+    """
+    import pandas as pd
+
+    if table is None:
+        table = trials_table(study)
+    rows = compare_ranges(
+        outcomes(table), bins=bins, direction=_direction(study), recommended_lr=recommended_lr
+    )
+    df = pd.DataFrame([asdict(r) for r in rows], columns=list(COMPARISON_COLUMNS))
+    for col in ("lr_low", "lr_high", "unstable", "median_steps_to_converge", "median_spread",
+                "best_value", "median_value"):
+        df[col] = df[col].astype("float64")
+    for col in ("trials", "completed"):
+        df[col] = df[col].astype("int64")
+    return df
+
+
+# ============================================================================ rendering
+
+#: Formats :func:`render` and :func:`export` write; ``parquet`` needs pyarrow and a file.
+FORMATS = ("table", "md", "csv", "json", "html", "parquet")
+_SUFFIXES = {
+    ".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".html": "html",
+    ".htm": "html", ".parquet": "parquet", ".txt": "table",
+}
+
+
+def format_for(path: str | Path, format: str | None) -> str:
+    """The export format: ``format`` if given, else from the file suffix."""
+    if format is not None:
+        if format not in FORMATS:
+            raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {format!r}")
+        return format
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise ValueError(
+            f"format: cannot tell the format from {str(path)!r}; pass format= one of "
+            f"{', '.join(FORMATS)} or use a suffix {', '.join(sorted(_SUFFIXES))}"
+        )
+    return _SUFFIXES[suffix]
+
+
+_INT_COLUMNS = frozenset(
+    {"number", "steps", "last_step", "stop_step", "steps_to_converge", "swings", "retry_of",
+     "trials", "completed"}
+)
+
+
+def _fmt(x: Any, *, col: str = "") -> str:
+    """One cell for people: lr and values to 4 significant digits, shares as percentages."""
+    if x is None or (isinstance(x, float) and x != x):
+        return ""
+    if str(x) in ("<NA>", "NaT"):
+        return ""
+    if isinstance(x, bool) or isinstance(x, str):
+        return str(x)
+    if hasattr(x, "isoformat"):
+        return x.isoformat(sep=" ", timespec="seconds")
+    if isinstance(x, Real):
+        f = float(x)
+        if col == "unstable":
+            return f"{f:.0%}"
+        if col == "duration_s":
+            return f"{f:.2f}"
+        if col in _INT_COLUMNS and f.is_integer():
+            return str(int(f))
+        return f"{f:.4g}"
+    return str(x)
+
+
+def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    cols = [str(c) for c in df.columns]
+    body = [[_fmt(v, col=c) for c, v in zip(cols, row)] for row in df.itertuples(index=False)]
+    return cols, body
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no ``tabulate`` needed); ``|`` in cells is escaped."""
+    cols, body = _cells(df)
+    esc = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def text_table(df: pd.DataFrame) -> str:
+    """Aligned plain text for a terminal."""
+    cols, body = _cells(df)
+    if not body:
+        return "  ".join(cols) + "\n(none)"
+    widths = [max(len(c), *(len(r[i]) for r in body)) for i, c in enumerate(cols)]
+    line = lambda cells: "  ".join(s.ljust(w) for s, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(cols)] + [line(r) for r in body])
+
+
+def _jsonable(x: Any) -> Any:
+    if x is None:
+        return None
+    try:
+        import pandas as pd
+
+        if x is pd.NA or x is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if hasattr(x, "item") and callable(x.item):  # numpy scalars
+        return _jsonable(x.item())
+    if hasattr(x, "isoformat"):
+        return x.isoformat()
+    return x
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = [str(c) for c in df.columns]
+    return [{c: _jsonable(v) for c, v in zip(cols, row)} for row in df.itertuples(index=False)]
+
+
+@dataclass
+class Report:
+    """Everything a report shows, read once from storage."""
+
+    study_name: str
+    direction: str
+    recommendation: Recommendation
+    trials: pd.DataFrame
+    comparison: pd.DataFrame
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.trials["state"].value_counts().sort_index().items()}
+
+    def headline(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in self.counts.items()) or "no trials"
+        rec = self.recommendation
+        lr = "none" if rec.lr is None else f"{rec.lr:.4g}"
+        return f"study {self.study_name!r} ({self.direction}): {counts}; recommended lr: {lr}"
+
+
+def build(result: Any, *, bins: int | Sequence[float] | None = None) -> Report:
+    """Read a :class:`autolr.Result` into a :class:`Report`."""
+    rec = result.recommendation
+    table = result._table
+    comp = comparison_table(result.study, bins=bins, table=table, recommended_lr=rec.lr)
+    return Report(result.study.study_name, result.direction, rec, table, comp)
+
+
+def _text(rep: Report) -> str:
+    return "\n\n".join(
+        [
+            rep.headline(),
+            rep.recommendation.reason,
+            "Learning-rate comparison\n" + text_table(rep.comparison),
+            "Trials\n" + text_table(rep.trials),
+        ]
+    ) + "\n"
+
+
+def _markdown(rep: Report) -> str:
+    rec = rep.recommendation
+    lr = "none" if rec.lr is None else f"`{rec.lr:.4g}`"
+    return (
+        f"# autolr report: {rep.study_name}\n\n"
+        f"{rep.headline()}\n\n"
+        f"**Recommended learning rate:** {lr}\n\n{rec.reason}\n\n"
+        f"## Learning-rate comparison\n\n{markdown_table(rep.comparison)}\n\n"
+        f"## Trials\n\n{markdown_table(rep.trials)}\n"
+    )
+
+
+def _json(rep: Report) -> str:
+    rec = rep.recommendation
+    doc = {
+        "study": rep.study_name,
+        "direction": rep.direction,
+        "counts": rep.counts,
+        "recommendation": {
+            "lr": _jsonable(rec.lr),
+            "trial_number": rec.trial_number,
+            "value": _jsonable(rec.value),
+            "reason": rec.reason,
+        },
+        "comparison": _records(rep.comparison),
+        "trials": _records(rep.trials),
+    }
+    return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.85em}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
+th{background:#f2f2f2}td.t{text-align:left}
+.rec{background:#eef7ee;border-left:4px solid #2a2;padding:.6em 1em;max-width:60em}
+img{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0}
+.note{color:#666}
+"""
+
+
+def html_table(df: pd.DataFrame) -> str:
+    """An escaped HTML table (no external CSS needed)."""
+    cols, body = _cells(df)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    rows = []
+    for r in body:
+        tds = "".join(
+            f'<td class="t">{html.escape(v)}</td>' if v and not _looks_numeric(v) else f"<td>{html.escape(v)}</td>"
+            for v in r
+        )
+        rows.append(f"<tr>{tds}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _looks_numeric(s: str) -> bool:
+    try:
+        float(s.rstrip("%"))
+    except ValueError:
+        return False
+    return True
+
+
+def _html(rep: Report, result: Any) -> str:
+    rec = rep.recommendation
+    lr = "none" if rec.lr is None else f"{rec.lr:.4g}"
+    figures = []
+    try:
+        from autolr import _plots
+
+        for kind, title in _plots.KINDS.items():
+            fig = _plots.figure(result, kind)
+            png = _plots.to_bytes(fig, "png")
+            data = base64.b64encode(png).decode("ascii")
+            figures.append(
+                f'<h3>{html.escape(title)}</h3><img alt="{html.escape(title)}" '
+                f'src="data:image/png;base64,{data}">'
+            )
+    except ImportError as exc:
+        figures.append(f'<p class="note">{html.escape(str(exc))}</p>')
+    name = html.escape(rep.study_name)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>autolr report: {name}</title><style>{_CSS}</style></head><body>\n"
+        f"<h1>autolr report: {name}</h1>\n<p>{html.escape(rep.headline())}</p>\n"
+        f'<div class="rec"><p><b>Recommended learning rate: {html.escape(lr)}</b></p>'
+        f"<p>{html.escape(rec.reason)}</p></div>\n"
+        f"<h2>Learning-rate comparison</h2>\n{html_table(rep.comparison)}\n"
+        f"<h2>Plots</h2>\n{''.join(figures)}\n"
+        f"<h2>Trials</h2>\n{html_table(rep.trials)}\n</body></html>\n"
+    )
+
+
+def render(result: Any, format: str = "table", *, bins: int | Sequence[float] | None = None) -> str:
+    """The report of ``result`` as text: ``table``, ``md``, ``csv``, ``json`` or ``html``.
+
+    ``csv`` is the trials table; the others hold the recommendation, the comparison and the
+    trials (``html`` also the plots, embedded, when matplotlib is installed).
+    """
+    if format not in FORMATS or format == "parquet":
+        raise ValueError(
+            f"format: expected one of table, md, csv, json, html, got {format!r}"
+            + (" (parquet is written to a file: use export())" if format == "parquet" else "")
+        )
+    rep = build(result, bins=bins)
+    if format == "csv":
+        return rep.trials.to_csv(index=False)
+    if format == "md":
+        return _markdown(rep)
+    if format == "json":
+        return _json(rep)
+    if format == "html":
+        return _html(rep, result)
+    return _text(rep)
+
+
+def export(
+    result: Any,
+    path: str | Path,
+    *,
+    format: str | None = None,
+    bins: int | Sequence[float] | None = None,
+) -> Path:
+    """Write the report of ``result`` to ``path`` (the user's explicit choice; it is replaced).
+
+    The format comes from ``format`` or the suffix (``.csv``, ``.md``, ``.json``, ``.html``,
+    ``.parquet``, ``.txt``). Parquet holds the trials table and needs pyarrow.
+    """
+    fmt = format_for(path, format)
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path: {str(path)!r} is a directory; expected a file name")
+    if not path.parent.exists():
+        raise ValueError(f"path: the directory {str(path.parent)!r} does not exist")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "format='parquet' needs pyarrow: pip install pyarrow (or export csv/json)"
+            ) from None
+        table = build(result, bins=bins).trials
+        table.to_parquet(path, index=False)
+        return path
+    text = render(result, fmt, bins=bins)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -13,7 +13,12 @@ from autolr._context import ATTR_REASON
 from autolr._space import PARAM
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
     import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
     from autolr._recommend import Recommendation, TrialSummary
 
@@ -115,11 +120,76 @@ class Result:
         """A paragraph that says why :attr:`best_lr` was chosen."""
         return self.recommendation.reason
 
-    def trials(self) -> pd.DataFrame:
-        """One row per trial; see :func:`autolr.trials_table` for the columns."""
+    @functools.cached_property
+    def _table(self) -> pd.DataFrame:
         from autolr._reports import trials_table
 
-        return trials_table(self.study)
+        return trials_table(self.study, trials=self._trials)
+
+    def trials(self) -> pd.DataFrame:
+        """One row per trial (a copy); ``autolr.TRIAL_COLUMNS`` says what each column means."""
+        return self._table.copy()
+
+    def comparison(self, *, bins: int | Sequence[float] | None = None) -> pd.DataFrame:
+        """The learning-rate comparison measured from this study's trials.
+
+        One row per lr range (decades centred on 1e-1, 1e-2, ... by default; ``bins=n`` for
+        ``n`` log-equal ranges, or a list of edges): trials, convergence speed, share of
+        unstable trials, curve spread, best and median final value and a short verdict
+        ("fast, unstable", "best range: moderate, stable", ...). See ``autolr.COMPARISON_COLUMNS``.
+
+        Example:
+            >>> result.comparison()[["lr_range", "trials", "verdict"]]  # doctest: +SKIP
+        """
+        from autolr._reports import comparison_table
+
+        return comparison_table(
+            self.study, bins=bins, table=self._table, recommended_lr=self.recommendation.lr
+        )
+
+    def report(self, format: str = "table", *, bins: int | Sequence[float] | None = None) -> str:
+        """The whole report as text: ``"table"``, ``"md"``, ``"csv"``, ``"json"`` or ``"html"``.
+
+        ``html`` is one self-contained page (tables and plots embedded, opens offline).
+        """
+        from autolr._reports import render
+
+        return render(self, format, bins=bins)
+
+    def export(
+        self,
+        path: str | Path,
+        *,
+        format: str | None = None,
+        bins: int | Sequence[float] | None = None,
+    ) -> Path:
+        """Write the report to ``path`` (replaced if it exists); format from ``format`` or suffix.
+
+        Formats: ``.csv`` (trials), ``.md``, ``.json``, ``.html`` (self-contained, with plots),
+        ``.txt`` and ``.parquet`` (trials; needs pyarrow).
+
+        Example:
+            >>> result.export("report.html")  # doctest: +SKIP
+        """
+        from autolr._reports import export
+
+        return export(self, path, format=format, bins=bins)
+
+    def plot(self, kind: str = "lr", *, ax: Axes | None = None, path: str | Path | None = None) -> Figure:
+        """Draw ``"lr"`` (final value vs lr), ``"curves"`` (all curves) or ``"history"``.
+
+        Needs matplotlib (``pip install 'autolr[plot]'``). Returns the figure; ``path`` also
+        saves it (``.png`` or ``.svg``); ``ax`` draws into your own axes.
+
+        Example:
+            >>> result.plot("lr", path="lr.png")  # doctest: +SKIP
+        """
+        from autolr import _plots
+
+        fig = _plots.figure(self, kind, ax=ax)
+        if path is not None:
+            _plots.save(fig, path)
+        return fig
 
     def refresh(self) -> Result:
         """A new Result reading the study again (after other workers added trials)."""

@@ -715,7 +715,11 @@ class _Runner:
         finally:
             if self.bar is not None:
                 self.bar.close()
-        return Result(study)
+        from autolr._dashboard import record_recommendation
+
+        result = Result(study)
+        record_recommendation(study, result.recommendation)  # shown in optuna-dashboard
+        return result
 
     def loop(self, study: optuna.Study, stop: Any = None) -> None:
         """Run trials until the study holds ``n_trials`` finished ones (or time or ``stop`` is up).

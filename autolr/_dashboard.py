@@ -1,0 +1,156 @@
+"""autolr in optuna-dashboard: the recommendation as a study note and attributes, and the server.
+
+What optuna-dashboard shows of autolr:
+
+* per trial, the user attributes the runner writes (``autolr.stop_reason``, ``autolr.stop_step``,
+  ``autolr.exception``, ...) and the intermediate curves;
+* per study, the user attributes ``autolr.recommended_lr`` and ``autolr.recommendation`` and a
+  Markdown note (the dashboard's "Note" panel) with the recommendation, why, and the
+  learning-rate comparison table.
+
+:func:`record_recommendation` writes them; the runner calls it at the end of every ``run()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sys
+import warnings
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+    from autolr._recommend import Recommendation
+
+ATTR_RECOMMENDED_LR = "autolr.recommended_lr"
+ATTR_RECOMMENDATION = "autolr.recommendation"
+#: Hosts that only this machine can reach.
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+INSTALL_HINT = "pip install 'autolr[dashboard]'"
+
+
+def note_text(study: optuna.Study, recommendation: Recommendation, *, comparison: str = "") -> str:
+    """The Markdown note autolr writes on a study.
+
+    Example:
+        >>> from autolr._recommend import Recommendation
+        >>> import optuna
+        >>> study = optuna.create_study(study_name="demo")
+        >>> note_text(study, Recommendation(0.003, 4, 0.21, "because")).splitlines()[0]
+        '## autolr recommends lr = 0.003'
+    """
+    rec = recommendation
+    if rec.lr is None:
+        head = "## autolr has no learning rate to recommend yet"
+    else:
+        head = f"## autolr recommends lr = {rec.lr:.4g}"
+    lines = [head, ""]
+    if rec.lr is not None:
+        lines.append(f"Trial #{rec.trial_number}, final value {rec.value:.4g}.")
+        lines.append("")
+    lines += [rec.reason, ""]
+    if comparison:
+        lines += ["### Learning-rate comparison", "", comparison, ""]
+    lines += [
+        "Each trial's user attributes say why autolr stopped it (`autolr.stop_reason`) and at "
+        "which step (`autolr.stop_step`). Command line: "
+        f"`autolr report {study.study_name}`.",
+    ]
+    return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=1)
+def _note_writer() -> Any:
+    """optuna-dashboard's ``save_note``, or None when optuna-dashboard is not installed.
+
+    Importing ``optuna_dashboard`` loads its web app and scikit-learn (about 3 s, measured), so
+    when it is not imported yet its small, self-contained ``_note`` module is loaded on its own;
+    if that ever fails (a future layout), the public import is used.
+    """
+    mod = sys.modules.get("optuna_dashboard")
+    if mod is not None and hasattr(mod, "save_note"):
+        return mod.save_note
+    spec = importlib.util.find_spec("optuna_dashboard")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        note_spec = importlib.util.spec_from_file_location(
+            "autolr._vendored_dashboard_note", f"{location}/_note.py"
+        )
+        if note_spec is None or note_spec.loader is None:
+            continue
+        try:
+            module = importlib.util.module_from_spec(note_spec)
+            note_spec.loader.exec_module(module)
+            return module.save_note
+        except (OSError, ImportError, AttributeError, SyntaxError):
+            break
+    from optuna_dashboard import save_note
+
+    return save_note
+
+
+def record_recommendation(
+    study: optuna.Study, recommendation: Recommendation | None = None, *, note: bool = True
+) -> None:
+    """Store autolr's recommendation on ``study`` so optuna-dashboard shows it.
+
+    Writes the study user attributes ``autolr.recommended_lr`` (a float, or None) and
+    ``autolr.recommendation`` (the reason), and, when optuna-dashboard is installed and ``note``
+    is true, the study note (Markdown, with the learning-rate comparison table). A note that
+    cannot be written is a warning, never an error: the study's trials are what matter.
+
+    Args:
+        study: the study (``result.study``).
+        recommendation: defaults to ``autolr.Result(study).recommendation``.
+        note: also write the optuna-dashboard note.
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> record_recommendation(study)
+        >>> study.user_attrs["autolr.recommended_lr"] is None
+        True
+    """
+    from autolr._result import Result
+
+    result = Result(study)
+    rec = recommendation if recommendation is not None else result.recommendation
+    study.set_user_attr(ATTR_RECOMMENDED_LR, rec.lr)
+    study.set_user_attr(ATTR_RECOMMENDATION, rec.reason)
+    if not note:
+        return
+    save_note = _note_writer()
+    if save_note is None:
+        return
+    from autolr import _reports
+
+    try:
+        table = _reports.build(result).comparison
+        comparison = _reports.markdown_table(table) if len(table) else ""
+        save_note(study, note_text(study, rec, comparison=comparison))
+    except Exception as exc:  # noqa: BLE001 - a note is a courtesy; the trials are stored
+        warnings.warn(
+            f"autolr: could not write the optuna-dashboard note on study {study.study_name!r}: "
+            f"{type(exc).__name__}: {exc}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """True for hosts only this machine can reach (127.x, localhost, ::1)."""
+    return host in LOOPBACK or host.startswith("127.")
+
+
+def load_server() -> Any:
+    """``optuna_dashboard.run_server``; ImportError naming the extra when it is missing."""
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise ImportError(
+            f"autolr dashboard needs optuna-dashboard: {INSTALL_HINT}"
+        ) from None
+    return run_server

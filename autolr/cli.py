@@ -1,0 +1,336 @@
+"""The ``autolr`` command: list studies, print or export reports, draw plots, start the dashboard.
+
+Usage::
+
+    autolr studies [--storage URL]
+    autolr report STUDY [--storage URL] [--format table|md|csv|json|html|parquet] [-o FILE]
+    autolr plot STUDY [--storage URL] [-o DIR] [--format png|svg|both]
+    autolr best STUDY [--storage URL]
+    autolr dashboard [STORAGE] [--host 127.0.0.1] [--port 8080]
+
+The storage defaults to ``$AUTOLR_STORAGE`` or ``sqlite:///studies/autolr.db``; reading never
+creates a file. User errors (a missing study or file, a bad option) print one line to stderr
+and exit with status 1; passwords in URLs are masked in everything printed.
+
+Each subcommand is one ``_cmd_<name>(args)`` function registered in :func:`build_parser`, so a
+new one is a small addition. pandas, matplotlib and optuna-dashboard are imported only by the
+subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from autolr import _storage
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 1
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed as one line, exit status 1."""
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    print(_storage.mask(text), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+# ----------------------------------------------------------------------------- storage
+
+
+def _storage_arg(value: str | None) -> str | None:
+    """A URL as given, or a plain file path: SQLite if it is one (or ends .db), else a journal."""
+    if value is None or "://" in value:
+        return value
+    path = Path(value).expanduser().resolve()
+    if path.suffix in (".db", ".sqlite", ".sqlite3"):
+        return f"sqlite:///{path}"
+    if path.is_file():
+        with open(path, "rb") as f:
+            if f.read(16) == b"SQLite format 3\x00":
+                return f"sqlite:///{path}"
+        return f"journal:///{path}"
+    return f"sqlite:///{path}"
+
+
+def _open(storage: str | None) -> Any:
+    """Open the storage for reading; a missing file is a :class:`UserError`."""
+    from optuna.exceptions import StorageInternalError
+
+    try:
+        return _storage.open_storage(storage, create=False)
+    except StorageInternalError as exc:  # a database that cannot be reached
+        cause = exc.__cause__ or exc
+        first = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]
+        if "no such table" in first:
+            return None  # a SQLite file Optuna has not written yet: no studies
+        raise UserError(f"cannot open {_storage.describe(storage)}: {first}") from None
+    except _storage.StorageError as exc:
+        if "no such table" in str(exc):
+            return None  # a SQLite file autolr/Optuna has not written yet: no studies
+        raise UserError(
+            f"{exc}; pass --storage URL or set AUTOLR_STORAGE"
+            if "no study file" in str(exc) or "no journal file" in str(exc)
+            else str(exc)
+        ) from None
+
+
+def _study_names(store: Any) -> list[str]:
+    if store is None:
+        return []
+    try:
+        return sorted(s.study_name for s in store.get_all_studies())
+    except Exception as exc:  # an empty SQLite file has no tables yet
+        if "no such table" in str(exc):
+            return []
+        raise
+
+
+def _load(name: str, storage: str | None) -> Any:
+    from autolr._result import StudyNotFoundError, load
+
+    store = _open(storage)
+    if store is None:
+        raise UserError(f"no study {name!r} in {_storage.describe(storage)}; studies there: none")
+    try:
+        return load(name, storage=store)
+    except StudyNotFoundError:
+        known = ", ".join(repr(n) for n in _study_names(store)) or "none"
+        raise UserError(
+            f"no study {name!r} in {_storage.describe(storage)}; studies there: {known}"
+        ) from None
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _cmd_studies(args: argparse.Namespace) -> int:
+    import optuna
+
+    from autolr._result import Result
+
+    store = _open(args.storage)
+    names = _study_names(store)
+    if not names:
+        _say(f"no studies in {_storage.describe(args.storage)} yet")
+        return EXIT_OK
+    rows = [("study", "direction", "trials", "complete", "pruned", "failed", "best lr")]
+    for name in names:
+        result = Result(optuna.load_study(study_name=name, storage=store))
+        states = [t.state.name for t in result._trials]
+        lr = result.recommendation.lr
+        rows.append(
+            (
+                name,
+                result.direction,
+                str(len(states)),
+                str(states.count("COMPLETE")),
+                str(states.count("PRUNED")),
+                str(states.count("FAIL")),
+                "-" if lr is None else f"{lr:.4g}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        _say("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from autolr import _reports
+
+    fmt = args.format
+    if args.output is not None:
+        try:
+            fmt = _reports.format_for(args.output, fmt)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    fmt = fmt or "table"
+    if fmt == "parquet" and args.output is None:
+        raise UserError("--format parquet: needs -o FILE (Parquet is not text)")
+    result = _load(args.study, args.storage)
+    if args.output is None:
+        sys.stdout.write(_storage.mask(_reports.render(result, fmt)))
+        return EXIT_OK
+    out = Path(args.output)
+    existed = out.exists()
+    try:
+        path = _reports.export(result, out, format=fmt)
+    except (ValueError, ImportError, OSError) as exc:
+        raise UserError(f"-o {args.output}: {exc}") from None
+    _say(f"{'replaced' if existed else 'wrote'} {path} ({fmt})", err=True)
+    return EXIT_OK
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from autolr import _plots
+
+    directory = Path(args.output)
+    if not directory.is_dir():
+        raise UserError(f"-o: {args.output!r} is not an existing directory")
+    formats = _plots.IMAGE_FORMATS if args.format == "both" else (args.format,)
+    result = _load(args.study, args.storage)
+    try:
+        paths = _plots.save_all(result, directory, formats=formats)
+    except ImportError as exc:
+        raise UserError(str(exc)) from None
+    for p in paths:
+        _say(str(p))
+    return EXIT_OK
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    result = _load(args.study, args.storage)
+    lr = result.recommendation.lr
+    if lr is None:
+        raise UserError(f"study {args.study!r}: {result.recommendation.reason}")
+    _say(repr(float(lr)))
+    return EXIT_OK
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from autolr import _dashboard
+
+    storage = _storage_arg(args.storage)
+    store = _open(storage)
+    if not _study_names(store):
+        raise UserError(
+            f"no studies in {_storage.describe(storage)} yet; run a tuned function first "
+            "(train.run()), then start the dashboard"
+        )
+    try:
+        run_server = _dashboard.load_server()
+    except ImportError as exc:
+        raise UserError(str(exc)) from None
+    if not _dashboard.is_loopback(args.host):
+        _say(
+            f"autolr: warning: binding to {args.host}: anyone who can reach this machine on port "
+            f"{args.port} can read and edit these studies (the dashboard has no login)",
+            err=True,
+        )
+    _say(
+        f"autolr: optuna-dashboard on http://{args.host}:{args.port}/ for "
+        f"{_storage.describe(storage)} (Ctrl-C to stop)",
+        err=True,
+    )
+    try:
+        run_server(store, host=args.host, port=args.port)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except OSError as exc:
+        raise UserError(f"--port {args.port}: cannot listen on {args.host}: {exc.strerror}") from None
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def _storage_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        type=_storage_arg,
+        default=None,
+        help="Optuna storage URL or SQLite file (default: $AUTOLR_STORAGE or "
+        f"{_storage.DEFAULT_STORAGE})",
+    )
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {port}")
+    return port
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line and status 1, as for other user errors
+        self.print_usage(sys.stderr)
+        _say(f"{self.prog}: error: {message}", err=True)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``autolr`` argument parser; each subcommand sets ``func``."""
+    from autolr import __version__
+
+    parser = _Parser(
+        prog="autolr",
+        description="Read autolr's learning-rate studies: list them, report, plot, and open "
+        "optuna-dashboard.",
+        epilog="Run 'autolr COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"autolr {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("studies", _cmd_studies, "List the studies with trial counts and the recommended lr.")
+    _storage_option(p)
+
+    p = add("report", _cmd_report, "Print or export a study's report: recommendation, "
+            "learning-rate comparison and trials.")
+    p.add_argument("study", metavar="STUDY", help="study name (the train function's name by default)")
+    _storage_option(p)
+    p.add_argument("--format", choices=_FORMATS, default=None,
+                   help="table (default on screen), md, csv (trials), json, html (with plots), "
+                   "parquet (needs -o); with -o the default comes from the file suffix")
+    p.add_argument("-o", "--output", metavar="FILE", default=None,
+                   help="write to FILE (replaced if it exists) instead of printing")
+
+    p = add("plot", _cmd_plot, "Save the plots of a study (final value vs lr, curves, history).")
+    p.add_argument("study", metavar="STUDY")
+    _storage_option(p)
+    p.add_argument("-o", "--output", metavar="DIR", default=".",
+                   help="existing directory for STUDY-lr.png, STUDY-curves.png, ... (default: .)")
+    p.add_argument("--format", choices=("png", "svg", "both"), default="both",
+                   help="image format (default: both)")
+
+    p = add("best", _cmd_best, "Print only the recommended learning rate (for shell scripts).")
+    p.add_argument("study", metavar="STUDY")
+    _storage_option(p)
+
+    p = add("dashboard", _cmd_dashboard, "Start optuna-dashboard on a study storage.")
+    p.add_argument("storage", metavar="STORAGE", nargs="?", default=None, type=_storage_arg,
+                   help=f"storage URL or file (default: $AUTOLR_STORAGE or {_storage.DEFAULT_STORAGE})")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
+    return parser
+
+
+_FORMATS = ("table", "md", "csv", "json", "html", "parquet")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``autolr`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return args.func(args)
+    except UserError as exc:
+        _say(f"autolr {args.command}: {exc}", err=True)
+        return EXIT_USER_ERROR
+    except _storage.StorageError as exc:
+        _say(f"autolr {args.command}: {exc}", err=True)
+        return EXIT_USER_ERROR
+    except BrokenPipeError:  # `autolr report x | head`
+        sys.stderr.close()
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -534,7 +534,7 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
                 f"LRSearchCV: no trial completed, so best_lr_ falls back to the estimator's own "
                 f"{lr_param}={center!r}. autolr says: {rec.reason}",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller of fit, past _fit_context
             )
             self.best_lr_ = float(center)
             self.best_index_ = None

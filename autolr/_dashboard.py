@@ -19,13 +19,22 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from optuna.trial import FrozenTrial, TrialState
+
+from autolr._context import ATTR_STEP as ATTR_STOP_STEP
+
 if TYPE_CHECKING:
     import optuna
+
+    from collections.abc import Sequence
 
     from autolr._recommend import Recommendation
 
 ATTR_RECOMMENDED_LR = "autolr.recommended_lr"
 ATTR_RECOMMENDATION = "autolr.recommendation"
+#: Study user attributes: intermediate steps the trials reported, and steps early stopping saved.
+ATTR_STEPS_RUN = "autolr.steps_run"
+ATTR_STEPS_SAVED = "autolr.steps_saved"
 #: Hosts that only this machine can reach.
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 INSTALL_HINT = "pip install 'autolr[dashboard]'"
@@ -92,6 +101,36 @@ def _note_writer() -> Any:
     return save_note
 
 
+def steps_saved(trials: Sequence[FrozenTrial]) -> tuple[int, int]:
+    """(steps reported, steps saved) over ``trials``: what early stopping spared.
+
+    A trial stopped at step ``s`` saved ``L - 1 - s`` steps, ``L`` being the longest curve of a
+    trial that ran to the end (COMPLETE); with no complete trial nothing is known to be saved.
+
+    Example:
+        >>> import optuna
+        >>> from optuna.trial import TrialState, create_trial
+        >>> from optuna.distributions import FloatDistribution
+        >>> full = create_trial(value=0.1, intermediate_values={i: 1.0 for i in range(10)})
+        >>> stopped = create_trial(state=TrialState.PRUNED, intermediate_values={0: 9.0, 1: 99.0},
+        ...                        user_attrs={"autolr.stop_step": 1})
+        >>> steps_saved([full, stopped])
+        (12, 8)
+    """
+    run = sum(len(t.intermediate_values) for t in trials)
+    full = [max(t.intermediate_values) + 1 for t in trials
+            if t.state == TrialState.COMPLETE and t.intermediate_values]
+    if not full:
+        return run, 0
+    length = max(full)
+    saved = 0
+    for t in trials:
+        step = t.user_attrs.get(ATTR_STOP_STEP)
+        if t.state != TrialState.COMPLETE and isinstance(step, int) and step < length - 1:
+            saved += length - 1 - step
+    return run, saved
+
+
 def record_recommendation(
     study: optuna.Study, recommendation: Recommendation | None = None, *, note: bool = True
 ) -> None:
@@ -118,8 +157,12 @@ def record_recommendation(
 
     result = Result(study)
     rec = recommendation if recommendation is not None else result.recommendation
-    study.set_user_attr(ATTR_RECOMMENDED_LR, rec.lr)
+    best_lr = result.best_lr if rec.lr is not None else None  # the lr the optimizer really ran
+    study.set_user_attr(ATTR_RECOMMENDED_LR, best_lr)
     study.set_user_attr(ATTR_RECOMMENDATION, rec.reason)
+    run, saved = steps_saved(result._trials)
+    study.set_user_attr(ATTR_STEPS_RUN, run)
+    study.set_user_attr(ATTR_STEPS_SAVED, saved)
     if not note:
         return
     save_note = _note_writer()

@@ -12,6 +12,9 @@ from autolr import _storage
 from autolr._context import ATTR_REASON
 from autolr._space import PARAM
 
+#: Set by :func:`autolr.torch.optimizer`: the lr the optimizer ran at (the study's ``lr`` x scale).
+ATTR_EFFECTIVE_LR = "autolr.effective_lr"
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
@@ -89,14 +92,28 @@ class Result:
         return self.study.direction.name.lower()
 
     @property
+    def recommended_trial(self) -> FrozenTrial | None:
+        """The trial behind :attr:`best_lr` (None when no trial completed)."""
+        number = self.recommendation.trial_number
+        return next((t for t in self._trials if t.number == number), None)
+
+    @property
     def best_lr(self) -> float:
-        """The recommended learning rate. Raises ValueError when no trial finished."""
+        """The recommended learning rate. Raises ValueError when no trial finished.
+
+        When the trial ran an optimizer built by :func:`autolr.torch.optimizer`, this is the
+        learning rate that optimizer really used (``autolr.effective_lr``), not the study's
+        normalized ``lr`` parameter.
+        """
         lr = self.recommendation.lr
         if lr is None:
             raise ValueError(
                 f"study {self.study.study_name!r} has no finished trial to recommend from: "
                 f"{self.recommendation.reason}"
             )
+        trial = self.recommended_trial
+        if trial is not None and ATTR_EFFECTIVE_LR in trial.user_attrs:
+            return float(trial.user_attrs[ATTR_EFFECTIVE_LR])
         return lr
 
     @property

@@ -59,6 +59,9 @@ def test_default_pruning_stops_trailing_trials_and_says_so(db: str) -> None:
         step = t.user_attrs["autolr.stop_step"]
         assert 0 < step < 4 and max(t.intermediate_values) == step
     assert len(trials) == 12  # pruned trials count towards the total
+    attrs = result.study.user_attrs  # the study records what stopping early saved
+    assert attrs["autolr.steps_saved"] == sum(5 - 1 - t.user_attrs["autolr.stop_step"] for t in pruned)
+    assert attrs["autolr.steps_run"] == sum(len(t.intermediate_values) for t in trials)
     assert abs(math.log10(result.best_lr) + 2) < 1  # within a decade of the optimum
 
 
@@ -340,3 +343,15 @@ def test_recheck_needs_a_seed_parameter() -> None:
     with pytest.raises(ValueError, match=r"^recheck: expected an int >= 0"):
         autolr.tune(recheck=-1)(bowl)
     assert autolr.tune(bowl).options["recheck"] == 0
+
+
+def test_best_lr_is_the_lr_the_optimizer_really_ran(db: str) -> None:
+    @autolr.tune(n_trials=3, seed=0, storage=db, pruner=False, show_progress_bar=False)
+    def train(lr: float, trial: optuna.Trial) -> float:
+        trial.set_user_attr("autolr.effective_lr", lr * 30)  # as autolr.torch.optimizer does for SGD
+        return abs(math.log10(lr) + 3)
+
+    result = train.run()
+    assert result.recommended_trial is not None
+    assert result.best_lr == pytest.approx(result.recommended_trial.params["lr"] * 30)
+    assert result.study.user_attrs["autolr.recommended_lr"] == pytest.approx(result.best_lr)

@@ -23,6 +23,17 @@ from autolr._stability import Stability
 from autolr._storage import StorageError
 from autolr._tune import Tuned, tune
 
+
+
+def __getattr__(name: str) -> object:
+    """``autolr.torch`` and ``autolr.sklearn`` load on first use, so ``import autolr`` stays light."""
+    if name in ("torch", "sklearn"):
+        import importlib
+
+        return importlib.import_module(f"autolr.{name}")
+    raise AttributeError(f"module 'autolr' has no attribute {name!r}")
+
+
 __all__ = [
     "COMPARISON_COLUMNS",
     "Pruning",

@@ -117,3 +117,20 @@ def test_mask_hides_passwords() -> None:
     assert mask("postgresql://me:s3cret@db/x") == "postgresql://me:***@db/x"
     assert mask("redis://:pw@localhost:6379/0") == "redis://:***@localhost:6379/0"
     assert mask("sqlite:///studies/autolr.db") == "sqlite:///studies/autolr.db"
+
+
+def test_import_autolr_is_light_and_integrations_load_on_use() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, autolr\n"
+        "heavy = [m for m in ('torch', 'sklearn', 'matplotlib', 'optuna_dashboard') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert autolr.torch.find_lr and autolr.sklearn.LRSearchCV\n"
+        "assert 'torch' in sys.modules and 'sklearn' in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        autolr.nope  # type: ignore[attr-defined]  # noqa: B018

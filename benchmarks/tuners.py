@@ -11,6 +11,10 @@ Tuners:
 - ``autolr``: ``autolr.tune`` with its defaults (trials, sampler, pruning, stability,
   recommendation), only the range, seed and an in-memory storage given; ``result.best_lr``.
 - ``autolr_range``: the same with autolr's default search range instead of the common one.
+- ``autolr_noprune``: ``autolr`` with ``pruner=False`` (same sampler and trials, no
+  ``underperforming`` pruning; the stability monitor still stops unstable runs).
+- ``autolr_argmin``: ``autolr``'s study, but the pick is the raw argmin of one run
+  (``result.recommendation.raw_best_lr``) instead of the stability-aware recommendation.
 - ``tpe``: raw Optuna ``TPESampler(seed)``, no pruning, 20 trials, ``study.best_params``.
 - ``tpe_median``: the same with ``MedianPruner()``, ``trial.report`` + ``should_prune`` per epoch.
 - ``tpe_hyperband``: the same with ``HyperbandPruner(min_resource=1, max_resource=epochs)``.
@@ -163,7 +167,9 @@ def _default(task: Task, *, seed: int, n_trials: int = N_TRIALS) -> Choice:
     return Choice(lr=1e-3, epochs=0.0, runs=0, note="no search")
 
 
-def _autolr_tuner(lr_range: tuple[float, float] | None) -> Callable[..., Choice]:
+def _autolr_tuner(
+    lr_range: tuple[float, float] | None, *, pruner: Any = None, pick: str = "best_lr"
+) -> Callable[..., Choice]:
     def run(task: Task, *, seed: int, n_trials: int | None = None) -> Choice:
         import optuna
 
@@ -176,7 +182,9 @@ def _autolr_tuner(lr_range: tuple[float, float] | None) -> Callable[..., Choice]
             autolr.report(value, step=epoch)
 
         def train(lr: float, seed: int | None = None) -> float:
-            return meter.train(lr, seed=seed, report=report)
+            # A seed autolr asks for (re-checks) becomes a fresh training seed: tuner runs never
+            # use the oracle's seeds 0-2 that judge the pick.
+            return meter.train(lr, report=report)
 
         options: dict[str, Any] = {
             "seed": seed,
@@ -188,8 +196,10 @@ def _autolr_tuner(lr_range: tuple[float, float] | None) -> Callable[..., Choice]
             options["lr"] = lr_range
         if n_trials is not None:
             options["n_trials"] = n_trials
+        if pruner is not None:
+            options["pruner"] = pruner
         result = autolr.tune(**options)(train).run()
-        lr = result.best_lr
+        lr = result.best_lr if pick == "best_lr" else result.recommendation.raw_best_lr
         return meter.choice(None if lr is None else float(lr))
 
     return run
@@ -215,6 +225,8 @@ def _find_lr(task: Task, *, seed: int, n_trials: int = N_TRIALS) -> Choice:
 TUNERS: dict[str, Tuner] = {
     "autolr": _autolr_tuner(LR_RANGE),
     "autolr_range": _autolr_tuner(None),
+    "autolr_noprune": _autolr_tuner(LR_RANGE, pruner=False),
+    "autolr_argmin": _autolr_tuner(LR_RANGE, pick="argmin"),
     "tpe": _optuna_tuner("tpe", "none"),
     "tpe_median": _optuna_tuner("tpe", "median"),
     "tpe_hyperband": _optuna_tuner("tpe", "hyperband"),

@@ -42,9 +42,22 @@ def test_disabled_min_trials_and_non_complete_references():
     assert _first_stop(PeerPruner(Pruning(enabled=False), REFS, STATES), _curve(2, 1.0)) is None
     few = PeerPruner(Pruning(min_trials=6), REFS, STATES)
     assert _first_stop(few, _curve(2.0, 1.0)) is None
-    pruned = PeerPruner(Pruning(), REFS, ["PRUNED"] * 5)
+    pruned = PeerPruner(Pruning(partial=False), REFS, ["PRUNED"] * 5)
     assert pruned.n_references == 0
     assert _first_stop(pruned, _curve(2.0, 1.0)) is None
+    failed = PeerPruner(Pruning(), REFS, ["FAIL"] * 5)
+    assert failed.n_references == 0
+    assert _first_stop(failed, _curve(2.0, 1.0)) is None
+
+
+def test_partial_references_count_up_to_the_step_they_reached():
+    # Default partial=True: two trials stopped at step 6 and one completed trial are
+    # references; the full length (19) comes from the completed one, so the warm-up is step 5.
+    cut = [{s: v for s, v in c.items() if s <= 6} for c in REFS[:2]]
+    pruner = PeerPruner(Pruning(), [*cut, REFS[2]], ["PRUNED", "PRUNED", "COMPLETE"])
+    assert pruner.n_references == 3
+    assert _first_stop(pruner, _curve(2.0, 0.98)) == 5
+    assert pruner.threshold(10) is None  # only one reference ran that far (min_trials 2)
 
 
 def test_beyond_the_references_no_decision():

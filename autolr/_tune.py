@@ -595,8 +595,10 @@ class _Runner:
         :func:`autolr._storage.recovery_lock`).
         """
         storage = study._storage
-        if True:
+        with _storage.recovery_lock(self.opts["storage"]):
             try:
+                if storage.get_trial(t._trial_id).state != TrialState.RUNNING:
+                    return  # another worker got there first
                 storage.set_trial_user_attr(t._trial_id, ATTR_REASON, reason)
                 if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                     return

@@ -239,6 +239,10 @@ def check_workers(workers: Any, n_jobs: Any) -> tuple[int, int]:
         workers = 0
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers: expected an int >= 1 (processes), got {workers!r}")
+    if workers and n_jobs > 1:
+        raise ValueError(
+            f"n_jobs={n_jobs} with workers={workers}: choose threads (n_jobs) or processes (workers)"
+        )
     return workers, n_jobs
 
 
@@ -399,10 +403,11 @@ def run_processes(
         ) from None
     # The job file holds the storage URL (maybe a password): private to this user, removed after.
     fd, job = tempfile.mkstemp(prefix="autolr-job-", suffix=".pkl")
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
-        procs = [_spawn(job, i) for i in range(workers)]
+        procs.extend(_spawn(job, i) for i in range(workers))
         _supervise(procs, study, n_trials, show_progress_bar)
     finally:
         with contextlib.suppress(OSError):
@@ -532,10 +537,12 @@ def run_worker(args: argparse.Namespace) -> int:
         _storage.check_url(storage, param="--storage")
         worker = _clone(tuned, storage, args.study_name or tuned.study_name)
         result = worker.run(n_trials=n, timeout=args.timeout, show_progress_bar=False)
-        finished = len(result.study.trials)
+        from autolr._tune import counted
+
+        finished = sum(1 for t in result.study.get_trials(deepcopy=False) if counted(t))
         print(
-            f"autolr worker: study {worker.study_name!r} in {_storage.mask(storage)} is done "
-            f"({finished} trials stored)",
+            f"autolr worker: study {worker.study_name!r} in {_storage.mask(storage)} holds "
+            f"{finished} finished trials",
             file=sys.stderr,
         )
     except KeyboardInterrupt:

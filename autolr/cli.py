@@ -7,6 +7,7 @@ Usage::
     autolr plot STUDY [--storage URL] [-o DIR] [--format png|svg|both]
     autolr best STUDY [--storage URL]
     autolr dashboard [STORAGE] [--host 127.0.0.1] [--port 8080]
+    autolr worker path/to/train.py:train [--storage URL] [--n-trials N] [--worker-index I]
 
 The storage defaults to ``$AUTOLR_STORAGE`` or ``sqlite:///studies/autolr.db``; reading never
 creates a file. User errors (a missing study or file, a bad option) print one line to stderr
@@ -306,7 +307,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
+
+    p = add("worker", _cmd_worker, "Run trials of a study as one worker; start any number of "
+            "them, on any machine that reaches the storage (docs/scaleout.md).")
+    from autolr._workers import build_parser as worker_options
+
+    worker_options(p)
     return parser
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    """``autolr worker path/to/train.py:train --storage URL``: see :mod:`autolr._workers`."""
+    from autolr._workers import run_worker
+
+    return run_worker(args)
 
 
 _FORMATS = ("table", "md", "csv", "json", "html", "parquet")

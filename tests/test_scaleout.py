@@ -85,7 +85,7 @@ def _cli_workers(script: Path, storage: str, k: int, **env: str) -> list[subproc
     """k independent ``autolr worker`` processes, as on k machines."""
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "autolr._workers", f"{script}:train", "--worker-index", str(i)],
+            [sys.executable, "-m", "autolr", "worker", f"{script}:train", "--worker-index", str(i)],
             env=_env(storage, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for i in range(k)
@@ -285,7 +285,7 @@ def test_worker_cli_never_prints_the_password(tmp_path: Path) -> None:
     script = _script(tmp_path)
     url = "postgresql://autolr:S3cretPw@127.0.0.1:1/nowhere?password=S3cretPw"
     proc = subprocess.run(
-        [sys.executable, "-m", "autolr._workers", f"{script}:train", "--storage", url],
+        [sys.executable, "-m", "autolr", "worker", f"{script}:train", "--storage", url],
         env=_env("sqlite:///unused.db"), capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1
@@ -391,3 +391,85 @@ def test_hung_worker_on_postgres_is_recovered_by_heartbeat(tmp_path: Path, postg
     finally:
         with psycopg.connect(admin, autocommit=True) as con:
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_workers_example_runs(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("AUTOLR_STORAGE", None)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "workers.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("threads:    6 finished trials")
+    assert lines[1].startswith("processes:  12 finished trials")
+    assert lines[2].startswith("worker cmd: 18 finished trials")
+
+
+RECOVER = textwrap.dedent(
+    """
+    import sys, time
+    import autolr
+    from autolr._tune import _Runner
+
+    @autolr.tune(n_trials=5, storage=sys.argv[1], show_progress_bar=False)
+    def train(lr: float) -> float:
+        return lr
+
+    runner = _Runner(train, n_trials=5, timeout=None, show_progress_bar=False, kwargs={})
+    study = runner.open_study()
+    while time.time() < float(sys.argv[2]):  # all detectors start together
+        pass
+    runner.recover_stale(study)
+    """
+)
+
+
+def _dead_worker_id() -> str:
+    """The identity of a worker on this host that has exited (and been reaped)."""
+    import socket
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return f"{socket.gethostname()}:{p.pid}:12345"
+
+
+def _stale_trial_then_race(storage: str) -> None:
+    @autolr.tune(n_trials=5, storage=storage, show_progress_bar=False)
+    def train(lr: float) -> float:
+        return lr
+
+    from autolr._tune import _Runner
+
+    study = _Runner(train, n_trials=5, timeout=None, show_progress_bar=False, kwargs={}).open_study()
+    trial = study.ask()
+    trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+    study._storage.set_trial_user_attr(trial._trial_id, "autolr.worker", _dead_worker_id())
+    start = time.time() + 4
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RECOVER, storage, str(start)], env=_env(storage),
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(K)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    trials = autolr.load("train", storage=storage).study.get_trials(deepcopy=False)
+    assert trials[0].state == TrialState.FAIL
+    assert trials[0].user_attrs["autolr.stop_reason"] == "crashed"
+    retries = [t for t in trials if t.user_attrs.get("autolr.retry_of") == 0]
+    assert len(retries) == 1, f"{len(retries)} retries queued for one lost trial"
+    assert retries[0].state == TrialState.WAITING
+    assert retries[0].system_attrs["fixed_params"]["lr"] == trials[0].params["lr"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_four_workers_detecting_one_stale_trial_at_once_retry_it_once(tmp_path: Path, kind: str) -> None:
+    storage = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"journal:///{tmp_path / 's.log'}"
+    _stale_trial_then_race(storage)
+
+
+@pytest.mark.services
+def test_four_workers_detecting_one_stale_trial_on_postgres_retry_it_once(postgres_url: str) -> None:
+    _stale_trial_then_race(postgres_url)

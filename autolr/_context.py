@@ -73,25 +73,49 @@ def as_number(value: Any, *, what: str) -> float:
 
 
 def _write_intermediate(trial: optuna.Trial, items: list[tuple[int, float]]) -> None:
-    """Store ``items`` as intermediate values: one transaction on RDB storage, else one by one."""
+    """Store ``items`` as intermediate values: one multi-row INSERT on RDB storage.
+
+    Optuna writes one value per transaction with two SELECTs each; a batch of a trial's new
+    steps (each written exactly once: steps strictly increase) goes in one statement instead.
+    Other storages, or a batch the database refuses, take Optuna's own one-by-one path.
+    """
     storage = trial.storage
     backend = getattr(storage, "_backend", storage)
     frozen = trial._cached_frozen_trial  # Optuna's own per-trial cache, kept in step
-    try:
-        from optuna.storages._rdb.storage import RDBStorage, _create_scoped_session
-    except ImportError:  # pragma: no cover - Optuna moved its internals
-        RDBStorage = None  # type: ignore[assignment,misc]
-    if RDBStorage is not None and isinstance(backend, RDBStorage):
-        with _create_scoped_session(backend.scoped_session, True) as session:
-            for step, value in items:
-                backend._set_trial_intermediate_value_without_commit(
-                    session, trial._trial_id, step, value
-                )
-    else:
+    if not _insert_rdb(backend, trial._trial_id, items):
         for step, value in items:
             storage.set_trial_intermediate_value(trial._trial_id, step, value)
     for step, value in items:
         frozen.intermediate_values[step] = value
+
+
+def _insert_rdb(backend: object, trial_id: int, items: list[tuple[int, float]]) -> bool:
+    try:
+        import sqlalchemy
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import RDBStorage, _create_scoped_session
+    except ImportError:  # pragma: no cover - Optuna moved its internals
+        return False
+    if not isinstance(backend, RDBStorage):
+        return False
+    model = models.TrialIntermediateValueModel
+    rows = []
+    for step, value in items:
+        stored, kind = model.intermediate_value_to_stored_repr(value)
+        rows.append(
+            {"trial_id": trial_id, "step": step, "intermediate_value": stored,
+             "intermediate_value_type": kind}
+        )
+    try:
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            backend.check_trial_is_updatable(trial_id, trial.state)
+            session.execute(sqlalchemy.insert(model), rows)
+    except optuna.exceptions.StorageInternalError as exc:
+        if isinstance(exc.__cause__, sqlalchemy.exc.IntegrityError):
+            return False  # a step already stored: let Optuna update it row by row
+        raise
+    return True
 
 
 class TrialContext:

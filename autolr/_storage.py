@@ -40,6 +40,29 @@ _PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<p
 _QUERY_PASSWORD_RE = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)(?P<pw>[^&\s'\"]*)", re.I)
 
 
+def _write_error_types() -> tuple[type[BaseException], ...]:
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (StorageInternalError, SQLAlchemyError)
+
+
+#: What a storage raises when a write fails (disk full, read-only file, lost server).
+WRITE_ERRORS = _write_error_types()
+
+
+def write_error(exc: BaseException, storage: str | BaseStorage | None) -> StorageError:
+    """One line for a failed write: where, and the database's own reason (not Optuna's guess)."""
+    root: BaseException = exc
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    reason = mask(str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__)
+    return StorageError(
+        f"storage: cannot write to {describe(storage)}: {reason}; finished trials are kept and "
+        "the running one is re-run when you resume"
+    )
+
+
 class StorageError(ValueError):
     """A storage URL or file that autolr cannot use (malformed, unwritable, not a database)."""
 
@@ -227,6 +250,45 @@ def _redis_prefix(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix
 
 
+def _sqlite_wal(path: Path) -> None:
+    """Put a SQLite study file in write-ahead-log mode (it stays so; readers never block writers).
+
+    With WAL, optuna-dashboard or a second reader can hold the file while a study writes
+    (optuna-dashboard#545), and each commit appends to the log instead of rewriting pages.
+    """
+    import sqlite3
+
+    con = sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise StorageError(
+                f"storage: {str(path)!r} is not a SQLite database; autolr will not overwrite it"
+            ) from None
+        raise
+    finally:
+        con.close()
+
+
+def _sqlite_pragmas(storage: BaseStorage) -> None:
+    """``synchronous=NORMAL`` on every connection: in WAL mode a commit then needs no fsync.
+
+    A process killed with SIGKILL loses nothing it committed (the log is in the OS cache); only a
+    power cut or kernel crash can lose the last commits. That trade makes a SQLite write cost
+    about as much as a journal-file append (benchmarks/overhead.py).
+    """
+    from sqlalchemy import event
+
+    engine = storage.engine  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    engine.dispose()  # connections made while creating the tables reconnect with the pragma
+
+
 def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
@@ -234,12 +296,17 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
     engine_kwargs: dict[str, Any] = {}
     if sqlite:
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+        if create:
+            _sqlite_wal(sqlite_path(url))
     try:
         for attempt in range(SCHEMA_RETRIES):
             try:
-                return optuna.storages.RDBStorage(
+                storage = optuna.storages.RDBStorage(
                     url, engine_kwargs=engine_kwargs, skip_table_creation=not create
                 )
+                if sqlite:
+                    _sqlite_pragmas(storage)
+                return storage
             except SQLAlchemyError as exc:
                 # k workers starting on a fresh database race to create Optuna's tables
                 # (PostgreSQL: duplicate pg_type; MySQL: table exists): the winner's schema is

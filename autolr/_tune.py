@@ -328,7 +328,10 @@ class Tuned(Generic[P, R]):
                 self, workers=procs, n_trials=n, timeout=t, show_progress_bar=bar, kwargs=train_kwargs
             )
         runner = _Runner(self, n_trials=n, timeout=t, show_progress_bar=bar, kwargs=train_kwargs)
-        return runner.run(n_jobs=n_jobs)
+        try:
+            return runner.run(n_jobs=n_jobs)
+        except _storage.WRITE_ERRORS as exc:
+            raise _storage.write_error(exc, self.options["storage"]) from exc
 
 
 @overload

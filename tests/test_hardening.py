@@ -136,3 +136,110 @@ def test_a_reader_holding_the_file_does_not_break_the_study(tmp_path: Path) -> N
     assert not errors, errors
     assert len(result.study.trials) == 8
     assert all(len(t.intermediate_values) == 30 for t in result.study.trials)
+
+
+def test_an_outdated_schema_says_how_to_upgrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    autolr.tune(n_trials=1, storage=url, study_name="old", show_progress_bar=False)(lambda lr: lr).run()
+    con = sqlite3.connect(tmp_path / "old.db")
+    con.execute("update alembic_version set version_num = 'v2.4.0.a'")  # as Optuna 2.4 left it
+    con.commit()
+    con.close()
+    before = (tmp_path / "old.db").read_bytes()
+    for attempt in (
+        lambda: autolr.load("old", storage=url),
+        lambda: autolr.tune(n_trials=2, storage=url, study_name="old")(lambda lr: lr).run(),
+    ):
+        with pytest.raises(autolr.StorageError, match=r"older Optuna; .*optuna storage upgrade --storage"):
+            attempt()
+    assert (tmp_path / "old.db").read_bytes() == before  # never "repaired" behind the user's back
+
+
+FULL_DISK_CHILD = textwrap.dedent(
+    """
+    import os, resource, signal, sys
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    import autolr
+    path = sys.argv[1]
+    limit = os.path.getsize(path) + 8192
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # the disk is "full" beyond this
+
+    @autolr.tune(n_trials=50, storage="sqlite:///" + path, study_name="full", pruner=False,
+                 show_progress_bar=False)
+    def train(lr):
+        for step in range(40):
+            autolr.report(1.0 / (step + 1) + lr, step=step)
+        return lr
+
+    train.run()
+    """
+)
+
+
+def test_a_full_disk_is_a_clear_error_and_the_study_resumes(tmp_path: Path) -> None:
+    path = tmp_path / "full.db"
+    url = f"sqlite:///{path}"
+    autolr.tune(n_trials=1, storage=url, study_name="full", show_progress_bar=False)(lambda lr: lr).run()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, str(path)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("autolr.StorageError: storage: cannot write to") or \
+        last.startswith("autolr._storage.StorageError: storage: cannot write to"), proc.stderr[-1500:]
+    assert "full" in last
+    study = autolr.load("full", storage=url).study
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) < 50  # not reported as done
+    # With room again, the same study finishes at exactly its total.
+    @autolr.tune(n_trials=50, storage=url, study_name="full", pruner=False, show_progress_bar=False)
+    def train(lr: float) -> float:
+        return lr
+
+    result = train.run()
+    counted = [t for t in result.study.trials if t.state.is_finished()
+               and t.user_attrs.get("autolr.stop_reason") not in ("crashed", "interrupted", "surplus")]
+    assert len(counted) == 50
+
+
+def test_report_fuzz_never_crashes_and_never_calls_non_finite_stable() -> None:
+    import math
+
+    import optuna
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from autolr._context import TrialContext
+    from autolr._stability import Stability, StabilityMonitor
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    values = st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-(10**30), max_value=10**30),
+        st.sampled_from([1e308, -1e308, 5e-324, 0.0, -0.0]),
+        st.text(max_size=3), st.none(), st.booleans(), st.lists(st.floats(), max_size=2),
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(values, min_size=1, max_size=30))
+    def check(seq: list[object]) -> None:
+        trial = study.ask()
+        ctx = TrialContext(trial, monitor=StabilityMonitor(Stability()), flush_interval=1e9)
+        try:
+            for v in seq:
+                is_number = isinstance(v, (int, float)) and not isinstance(v, bool)
+                try:
+                    ctx.report(v, None)
+                except TypeError:
+                    assert not is_number
+                    continue
+                except autolr.TrialPruned as stop:
+                    assert stop.reason in ("nan", "inf", "diverged", "oscillating")
+                    if not math.isfinite(float(v)):  # type: ignore[arg-type]
+                        assert stop.reason in ("nan", "inf")
+                    return
+                assert is_number and math.isfinite(float(v))  # type: ignore[arg-type]
+        finally:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    check()

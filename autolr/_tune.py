@@ -561,7 +561,8 @@ class _Runner:
                 f"direction={stored_dir!r}, got {self.direction!r}; use another study_name"
             )
         attrs = study.user_attrs
-        if STUDY_ATTR_LOW in attrs:
+        # The low bound is written last, so a worker that sees it also sees the high one.
+        if STUDY_ATTR_LOW in attrs and STUDY_ATTR_HIGH in attrs:
             low, high = attrs[STUDY_ATTR_LOW], attrs[STUDY_ATTR_HIGH]
             if not self.lr.same_as(low, high):
                 raise ValueError(
@@ -574,8 +575,8 @@ class _Runner:
 
             study.set_user_attr(STUDY_ATTR_VERSION, __version__)
             study.set_user_attr(STUDY_ATTR_DIRECTION, self.direction)
-            study.set_user_attr(STUDY_ATTR_LOW, self.lr.low)
             study.set_user_attr(STUDY_ATTR_HIGH, self.lr.high)
+            study.set_user_attr(STUDY_ATTR_LOW, self.lr.low)
 
     # -- stale trials -----------------------------------------------------------------------
     def recover_stale(self, study: optuna.Study) -> None:

@@ -317,8 +317,9 @@ def test_a_stale_heartbeat_is_stale_and_a_fresh_one_is_not() -> None:
 # ----------------------------------------------------------------------------- servers
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped after."""
     import psycopg
 
     name = f"autolr_test_{uuid.uuid4().hex[:10]}"
@@ -376,21 +377,10 @@ def test_mariadb_four_workers_hold_the_total(tmp_path: Path, mariadb_url: str) -
 @pytest.mark.services
 def test_hung_worker_on_postgres_is_recovered_by_heartbeat(tmp_path: Path, postgres_url: str) -> None:
     """SIGSTOP: the pid stays alive (as on another host); only the missing heartbeat tells."""
-    url = postgres_url + "_hb"  # its own database: create it
-    import psycopg
-
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    try:
-        _kill_one_and_finish(
-            tmp_path, url, cli=True, sig=signal.SIGSTOP,
-            AUTOLR_HEARTBEAT_INTERVAL="0.5", AUTOLR_HEARTBEAT_GRACE="3",
-        )
-    finally:
-        with psycopg.connect(admin, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _kill_one_and_finish(
+        tmp_path, postgres_url, cli=True, sig=signal.SIGSTOP,
+        AUTOLR_HEARTBEAT_INTERVAL="0.5", AUTOLR_HEARTBEAT_GRACE="3",
+    )
 
 
 def test_workers_example_runs(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ CHILD = textwrap.dedent(
             autolr.report(loss, step=step)
         return loss
 
+    print("go", flush=True)
     train.run()
     """
 )
@@ -68,8 +69,10 @@ def test_random_sigkills_lose_nothing_and_double_nothing(tmp_path: Path) -> None
     kills = 0
     for _ in range(KILLS):
         proc = subprocess.Popen([sys.executable, "-c", CHILD, url, str(N_TRIALS)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.2, 2.0))
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "go": imports done, the study is about to open
+        time.sleep(rng.uniform(0.0, 0.8))  # then anywhere: opening, training, reporting, writing
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1

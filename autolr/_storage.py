@@ -11,6 +11,7 @@ import os
 import random
 import re
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -40,15 +41,18 @@ _PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<p
 _QUERY_PASSWORD_RE = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)(?P<pw>[^&\s'\"]*)", re.I)
 
 
-def _write_error_types() -> tuple[type[BaseException], ...]:
+def is_write_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a storage failing to write (disk full, read-only file, lost server).
+
+    Checks SQLAlchemy's errors only when SQLAlchemy is loaded (an RDB storage was opened), so
+    ``import autolr`` does not pay for importing it.
+    """
     from optuna.exceptions import StorageInternalError
-    from sqlalchemy.exc import SQLAlchemyError
 
-    return (StorageInternalError, SQLAlchemyError)
-
-
-#: What a storage raises when a write fails (disk full, read-only file, lost server).
-WRITE_ERRORS = _write_error_types()
+    if isinstance(exc, StorageInternalError):
+        return True
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    return sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.SQLAlchemyError)
 
 
 def write_error(exc: BaseException, storage: str | BaseStorage | None) -> StorageError:

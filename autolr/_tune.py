@@ -330,8 +330,10 @@ class Tuned(Generic[P, R]):
         runner = _Runner(self, n_trials=n, timeout=t, show_progress_bar=bar, kwargs=train_kwargs)
         try:
             return runner.run(n_jobs=n_jobs)
-        except _storage.WRITE_ERRORS as exc:
-            raise _storage.write_error(exc, self.options["storage"]) from exc
+        except Exception as exc:
+            if _storage.is_write_error(exc):
+                raise _storage.write_error(exc, self.options["storage"]) from exc
+            raise
 
 
 @overload

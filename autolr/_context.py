@@ -173,7 +173,15 @@ class TrialContext:
             reason = self.monitor.update(step, v)
         elif not math.isfinite(v):
             reason = "nan" if math.isnan(v) else "inf"
-        if reason is None and self.stop_rule is not None and self.stop_rule.should_stop(step, v):
+        # While a rise waits for its confirming report (Stability.patience), a trial that is
+        # blowing up must be recorded as diverged, not pruned as merely trailing the others.
+        suspect = self.monitor is not None and self.monitor.suspect
+        if (
+            reason is None
+            and not suspect
+            and self.stop_rule is not None
+            and self.stop_rule.should_stop(step, v)
+        ):
             reason = "underperforming"
         if reason is None and self.optuna_pruner:
             self.flush()

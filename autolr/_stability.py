@@ -9,14 +9,20 @@ How a verdict is reached (values are first oriented so that lower is better; wit
 ``direction="maximize"`` the monitor works on ``-value``):
 
 * ``nan`` / ``inf``: a non-finite report stops the trial at that step, always.
-* ``diverged``: the reports are smoothed with a bias-corrected exponential moving average
-  (``smoothing``). The trial diverged when the smoothed value rises
+* ``diverged``: optionally each report is first replaced by the median of the last
+  ``median_window`` reports (while fewer have arrived: of all so far when their number is odd,
+  else the previous median) and smoothed with a bias-corrected exponential moving average
+  (``smoothing``); the defaults judge the raw report (window 1, no smoothing). The trial
+  diverged when the judged value rises
 
   - more than ``divergence_factor - 1`` times ``|best|`` above the best smoothed value so far
     (for a positive loss: ``smoothed > divergence_factor * best``), or
   - more than ``rise_over_first * |first|`` above the first report (the loss ended up above
     where it started; reporting the untrained model's loss at step 0 makes this rule catch a
-    learning rate that blows up in the first epoch).
+    learning rate that blows up in the first epoch),
+
+  on ``patience`` consecutive reports (default 2: one spike followed by a report back at the
+  level is never a divergence; a real blow-up is stopped on its second report).
 
 * ``oscillating``: over the last ``oscillation_window`` reports the value keeps changing
   direction (at least half of the steps reverse direction), the second half of the window is
@@ -50,17 +56,28 @@ class Stability:
             import autolr
 
             strict = autolr.Stability(divergence_factor=2.0, oscillation_window=6)
+            eager = autolr.Stability(patience=1)  # stop on the first report that rose
+            robust = autolr.Stability(median_window=3)  # also ignore a single dip
             off = autolr.Stability(enabled=False)
 
     Args:
         enabled: Detect instability at all.
+        median_window: ``>= 1``. The divergence rules judge the median of the last
+            ``median_window`` reports (until the window is full: of all reports so far when
+            their number is odd, else the previous median; the lower median for an even
+            window), so with 3 a single spike or dip of any size is ignored; ``1`` judges every
+            report as it is. A real blow-up is seen ``median_window // 2`` reports later.
         smoothing: Factor ``beta`` in ``[0, 1)`` of the exponential moving average applied to
-            the reports before the divergence rules (0 = no smoothing; larger = smoother and
-            slower). A single spike is damped to ``(1 - beta)`` of its height at most.
+            the running median before the divergence rules (0 = no smoothing; larger =
+            smoother and slower).
         divergence_factor: ``> 1``. Stop as ``diverged`` when the smoothed value is more than
             ``divergence_factor - 1`` times ``|best|`` above the best smoothed value so far.
         rise_over_first: ``>= 0`` or ``None`` (rule off). Stop as ``diverged`` when the
             smoothed value exceeds the first report by more than ``rise_over_first * |first|``.
+        patience: ``>= 1``. A divergence rule must hold on this many consecutive reports before
+            the trial is stopped (1 = at once). With the default 2 and no smoothing, one spike
+            of any size followed by a report back at the level is never a divergence, and a
+            real blow-up is stopped on its second report. NaN/inf always stop at once.
         oscillation_window: Number of recent reports judged for oscillation; ``0`` (the
             default, see ``docs/stability.md``) switches the rule off, otherwise at least 4.
         oscillation_swing: ``> 0``. Minimum mean step-to-step swing, relative to the window's
@@ -68,9 +85,11 @@ class Stability:
     """
 
     enabled: bool = True
-    smoothing: float = 0.5
+    median_window: int = 1
+    smoothing: float = 0.0
     divergence_factor: float = 4.0
     rise_over_first: float | None = 0.1
+    patience: int = 2
     oscillation_window: int = 0
     oscillation_swing: float = 0.1
 
@@ -78,14 +97,18 @@ class Stability:
         self,
         *,
         enabled: bool = True,
-        smoothing: float = 0.5,
+        median_window: int = 1,
+        smoothing: float = 0.0,
         divergence_factor: float = 4.0,
         rise_over_first: float | None = 0.1,
+        patience: int = 2,
         oscillation_window: int = 0,
         oscillation_swing: float = 0.1,
     ) -> None:
         if not isinstance(enabled, bool):
             raise ValueError(f"enabled must be a bool, got {enabled!r}.")
+        median_window = _count("median_window", median_window)
+        patience = _count("patience", patience)
         smoothing = _real("smoothing", smoothing)
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}.")
@@ -115,11 +138,19 @@ class Stability:
                 f"oscillation_swing must be a finite number > 0, got {oscillation_swing!r}."
             )
         object.__setattr__(self, "enabled", enabled)
+        object.__setattr__(self, "median_window", median_window)
+        object.__setattr__(self, "patience", patience)
         object.__setattr__(self, "smoothing", smoothing)
         object.__setattr__(self, "divergence_factor", divergence_factor)
         object.__setattr__(self, "rise_over_first", rise_over_first)
         object.__setattr__(self, "oscillation_window", oscillation_window)
         object.__setattr__(self, "oscillation_swing", oscillation_swing)
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
+    return value
 
 
 def _real(name: str, value: object) -> float:
@@ -134,7 +165,8 @@ def _real(name: str, value: object) -> float:
 class StabilityMonitor:
     """Per-trial instability detector; feed it every report, stop when it returns a reason.
 
-    Pure and cheap: no I/O, no Optuna, O(``oscillation_window``) work per update.
+    Pure and cheap: no I/O, no Optuna, O(``median_window`` log ``median_window`` +
+    ``oscillation_window``) work per update.
 
     Once a reason has been returned the monitor stays stopped and returns the same reason for
     every later update.
@@ -148,7 +180,7 @@ class StabilityMonitor:
             for step, loss in enumerate([2.3, 1.2, 0.9, 50.0, 400.0]):
                 reason = mon.update(step, loss)
                 if reason is not None:
-                    print(step, reason)  # 3 diverged
+                    print(step, reason)  # 4 diverged (patience 2: step 3 alone is not enough)
                     break
 
     Args:
@@ -166,6 +198,11 @@ class StabilityMonitor:
         "_first",
         "_best",
         "_window",
+        "_recent",
+        "_median",
+        "_med_n",
+        "_patience",
+        "_strikes",
         "_reason",
         "_stop_step",
         "_enabled",
@@ -192,6 +229,11 @@ class StabilityMonitor:
         self._first = math.nan
         self._best = math.inf
         self._window: deque[float] = deque(maxlen=max(self._osc_n, 1))
+        self._med_n = config.median_window
+        self._recent: deque[float] = deque(maxlen=self._med_n)
+        self._patience = config.patience
+        self._strikes = 0
+        self._median = math.nan
         self._reason: str | None = None
         self._stop_step: int | None = None
 
@@ -217,6 +259,15 @@ class StabilityMonitor:
             return None
         return self._sign * self._ema
 
+    @property
+    def suspect(self) -> bool:
+        """Whether the last report tripped a divergence rule that ``patience`` has not confirmed.
+
+        A runner should not stop such a trial for another reason (e.g. as ``underperforming``)
+        before the next report decides whether it diverged or recovered.
+        """
+        return self._reason is None and self._strikes > 0
+
     def update(self, step: int, value: float) -> str | None:
         """Take one report; return ``None`` (keep going) or a stop reason.
 
@@ -231,6 +282,19 @@ class StabilityMonitor:
         if value == math.inf or value == -math.inf:
             return self._stop(step, "inf")
         x = self._sign * value
+        raw = x
+        if self._med_n > 1:
+            # Median of the last `median_window` reports; until the window is full, of all
+            # reports so far when their number is odd (the previous median when it is even), so
+            # that a lone outlier never moves it, not even at the second report.
+            recent = self._recent
+            recent.append(x)
+            k = len(recent)
+            if k % 2 or k == self._med_n:
+                x = sorted(recent)[(k - 1) // 2]
+            else:
+                x = self._median
+            self._median = x
 
         # Bias-corrected EMA, clamped between the previous average and the new value so that
         # rounding (or overflow with huge values) can never move it outside that interval.
@@ -239,7 +303,7 @@ class StabilityMonitor:
         if self._n == 1:
             ema = x
             self._norm = 1.0 - beta
-            self._first = x
+            self._first = raw
         else:
             prev = self._ema
             old_norm = self._norm
@@ -251,22 +315,27 @@ class StabilityMonitor:
             else:
                 ema = min(max(ema, prev), x)
         self._ema = ema
+        rising = False
         if ema < self._best:
             self._best = ema
         else:
             best = self._best
-            scale = abs(best)
-            if ema - best > self._factor_m1 * scale and ema > best:
-                return self._stop(step, "diverged")
             first = self._first
             rise = self._rise
-            if rise is not None and ema - first > rise * abs(first) and ema > first:
+            rising = (ema - best > self._factor_m1 * abs(best) and ema > best) or (
+                rise is not None and ema - first > rise * abs(first) and ema > first
+            )
+        if rising:
+            self._strikes += 1
+            if self._strikes >= self._patience:
                 return self._stop(step, "diverged")
+        else:
+            self._strikes = 0
 
         n = self._osc_n
         if n:
             window = self._window
-            window.append(x)
+            window.append(raw)
             if len(window) == n and self._oscillating(window):
                 return self._stop(step, "oscillating")
         return None

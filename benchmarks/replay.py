@@ -239,13 +239,42 @@ def main(argv: list[str] | None = None) -> int:
     cmp_ = sub.add_parser("compare", help="replay autolr's default policy")
     cmp_.add_argument("--seeds", type=int, default=10)
     cmp_.add_argument("--range", choices=("bench", "default"), default="bench")
+    cmp_.add_argument(
+        "--stability",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE,...",
+        help="also replay autolr.Stability(KEY=VALUE, ...), e.g. 'median_window=1,patience=2' "
+        "(repeatable; values are Python literals)",
+    )
     args = parser.parse_args(argv)
     if args.cmd == "record":
         record(args.task or list(TASKS), log=lambda s: print(s, file=sys.stderr, flush=True))
         return 0
     lr_range = (1e-5, 1.0) if args.range == "bench" else (1e-5, 1e-1)
-    rows = evaluate_policy({}, seeds=range(args.seeds), lr_range=lr_range)
+    curves, judge = load(), Judge()
+    rows = evaluate_policy(
+        {}, seeds=range(args.seeds), lr_range=lr_range, curves=curves, judge=judge
+    )
     print("autolr defaults:", summary(rows))
+    for spec in args.stability:
+        import ast
+
+        import autolr
+
+        kwargs = {
+            k.strip(): ast.literal_eval(v.strip())
+            for k, v in (item.split("=", 1) for item in spec.split(",") if item.strip())
+        }
+        stab = autolr.Stability(**kwargs)
+        rows = evaluate_policy(
+            {"stability": stab},
+            seeds=range(args.seeds),
+            lr_range=lr_range,
+            curves=curves,
+            judge=judge,
+        )
+        print(f"Stability({spec}):", summary(rows))
     return 0
 
 

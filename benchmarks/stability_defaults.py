@@ -244,12 +244,15 @@ def main() -> None:
         (step_curves, g2, b2, "minimize"),
     ]
     rows = []
-    for sm, fac, rise, win, sw in itertools.product(
-        [0.0, 0.3, 0.5, 0.7], [2.0, 4.0, 8.0], [0.0, 0.1, 0.5, None], [0, 6, 8], [0.1, 0.2, 0.5]
+    for med, pat, sm, fac, rise, win, sw in itertools.product(
+        [1, 3], [1, 2], [0.0, 0.3, 0.5, 0.7], [2.0, 4.0, 8.0], [0.0, 0.1, 0.5, None], [0, 6, 8],
+        [0.1, 0.2, 0.5],
     ):
         if win == 0 and sw != 0.1:
             continue
         cfg = Stability(
+            median_window=med,
+            patience=pat,
             smoothing=sm,
             divergence_factor=fac,
             rise_over_first=rise,
@@ -261,18 +264,21 @@ def main() -> None:
     n_bad = sum(b1) * 2 + sum(b2)
     print(f"## Stability ({len(keys)} epoch runs x loss+accuracy, {len(step_curves)} per-step "
           f"runs; {n_good} good, {n_bad} unstable curves; training took {t_train:.0f}s)\n")
-    print("| smoothing | divergence_factor | rise_over_first | osc window | osc swing "
-          "| good runs stopped | unstable caught | median reports to stop | reports saved |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| median_window | patience | smoothing | divergence_factor | rise_over_first "
+          "| osc window | osc swing | good runs stopped | unstable caught "
+          "| median reports to stop | reports saved |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     safe = [r for r in rows if r[1]["good_stopped"] == 0]
     safe.sort(key=lambda r: (-r[1]["caught"], r[1]["delay"], -r[1]["saved"]))
     default = Stability()
-    shown = safe[:8] + [r for r in rows if r[0] == default]
+    old_default = Stability(smoothing=0.5, patience=1)  # before patience (EMA 0.5 alone)
+    extra = [default, old_default, Stability(median_window=3, smoothing=0.5, patience=1)]
+    shown = safe[:8] + [r for e in extra for r in rows if r[0] == e and r not in safe[:8]]
     shown += sorted((r for r in safe if r[0].oscillation_window), key=lambda r: -r[1]["caught"])[:3]
     shown += sorted((r for r in rows if r[1]["good_stopped"] > 0), key=lambda r: -r[1]["caught"])[:3]
     for cfg, m in shown:
-        mark = " (default)" if cfg == default else ""
-        print(f"| {cfg.smoothing} | {cfg.divergence_factor} | {cfg.rise_over_first} | "
+        mark = " (default)" if cfg == default else " (old default)" if cfg == old_default else ""
+        print(f"| {cfg.median_window} | {cfg.patience} | {cfg.smoothing} | {cfg.divergence_factor} | {cfg.rise_over_first} | "
               f"{cfg.oscillation_window} | {cfg.oscillation_swing} | {m['good_stopped']} | "
               f"{m['caught']:.0%} | {m['delay']} | {m['saved']:.0%}{mark} |")
 

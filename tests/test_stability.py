@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+from hypothesis import assume
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -51,8 +52,9 @@ def test_non_finite_stops_at_the_step_it_appears(prefix, bad, direction):
 
 # Bound: a positive sequence that has settled at its minimum (held it for 30 reports, so the
 # smoothed value reached it) and then rises to >= 10x that minimum and stays there is stopped as
-# diverged at most DIVERGENCE_BOUND reports after the rise (with the default smoothing 0.5 the
-# EMA covers 3/4 of the jump after 2 reports, and 1 + 0.75 * 9 > divergence_factor 4).
+# diverged at most DIVERGENCE_BOUND reports after the rise, i.e. on the rise's second report
+# (defaults: no smoothing, so 10x > divergence_factor 4 holds from the first high report, and
+# patience 2 needs a second one).
 DIVERGENCE_BOUND = 2
 
 
@@ -91,9 +93,68 @@ def test_single_spike_is_not_divergence():
     assert _run(values) == (None, None)
 
 
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.floats(min_value=-1e300, max_value=1e300), min_size=1, max_size=40),
+    st.floats(min_value=-1e300, max_value=1e300),
+    st.integers(min_value=0),
+    st.sampled_from(["minimize", "maximize"]),
+    st.sampled_from([None, 3, 5]),
+)
+def test_single_spike_of_any_size_then_recovery_is_never_stopped(
+    base, spike, where, direction, window
+):
+    # One spike of any size inserted anywhere into a sequence that would run to the end (a
+    # non-increasing one). Defaults (window None): the spike makes one report rise, the next one
+    # is back and patience 2 is not reached. With median_window 3 or 5 the median never moves on
+    # a lone outlier, so a dip is covered too (except as the very first report, which is the
+    # reference "first" value).
+    base = sorted(base, reverse=True)
+    where %= len(base) + 1
+    if window is None:
+        assume(spike >= base[max(where - 1, 0)])
+    else:
+        assume(where > 0 or spike >= base[0])
+    values = list(base)
+    values.insert(where, spike)
+    if direction == "maximize":
+        values = [-v for v in values]
+    cfg = Stability() if window is None else Stability(median_window=window, patience=1)
+    assert _run(values, cfg, direction=direction) == (None, None)
+
+
+def test_heavy_tail_spike_shape_is_not_divergence():
+    # benchmarks/curves.json.gz, heavy_tail_sgdm, lr 1e-4, recording seed 502: one spike at
+    # epoch 4 (1.675 -> 9.603) in a run that ends at 0.036 (the task's oracle best is 0.043).
+    curve = [3.379, 1.805, 1.675, 9.603, 0.931, 0.322, 0.757, 0.96, 0.66, 0.531, 0.161, 0.132,
+             0.157, 0.153, 0.064, 0.049, 0.049, 0.119, 0.029, 0.036]
+    assert _run(curve) == (None, None)
+    # The old default (EMA 0.5, patience 1) stopped it at the spike.
+    assert _run(curve, Stability(smoothing=0.5, patience=1)) == (3, "diverged")
+    assert _run(curve, Stability(median_window=3, patience=1)) == (None, None)
+    # The same shape that does not recover is still a divergence, one report later.
+    assert _run([*curve[:4], 9.8, 11.0, 12.0]) == (4, "diverged")
+
+
+def test_patience_needs_consecutive_reports():
+    raw2 = Stability(median_window=1, patience=2, smoothing=0.0)
+    assert _run([2.0, 1.0, 0.9, 20.0, 0.8, 0.7], raw2) == (None, None)
+    assert _run([2.0, 1.0, 0.9, 20.0, 30.0, 40.0], raw2) == (4, "diverged")
+    assert _run([2.0, 1.0, 0.9, 20.0, 30.0, 40.0], Stability(patience=1)) == (3, "diverged")
+    mon = StabilityMonitor(raw2)
+    assert [mon.update(i, v) for i, v in enumerate([2.0, 1.0, 20.0])] == [None, None, None]
+    assert mon.suspect
+    assert mon.update(3, 0.9) is None and not mon.suspect
+    # NaN/inf stop at once whatever the patience.
+    assert _run([2.0, 1.0, math.nan], Stability(patience=5)) == (2, "nan")
+
+
 def test_rise_above_first_report_is_diverged():
-    # Reporting the untrained loss at step 0 catches a first epoch that blew up.
-    assert _run([2.3, 250.0, 300.0]) == (1, "diverged")
+    # Reporting the untrained loss at step 0 catches a first epoch that blew up, on the second
+    # blown-up report (patience 2).
+    assert _run([2.3, 250.0, 300.0]) == (2, "diverged")
+    assert _run([2.3, 250.0, 300.0], Stability(patience=1)) == (1, "diverged")
+    assert _run([2.3, 250.0, 300.0], Stability(median_window=3, patience=1)) == (2, "diverged")
     # Ten percent noise above the first report is tolerated.
     assert _run([2.3, 2.45, 2.3, 2.2, 2.1]) == (None, None)
 
@@ -124,6 +185,11 @@ def test_disabled_never_stops():
     ("kwargs", "field"),
     [
         ({"enabled": 1}, "enabled"),
+        ({"median_window": 0}, "median_window"),
+        ({"median_window": 3.0}, "median_window"),
+        ({"median_window": True}, "median_window"),
+        ({"patience": 0}, "patience"),
+        ({"patience": "2"}, "patience"),
         ({"smoothing": 1.0}, "smoothing"),
         ({"smoothing": -0.1}, "smoothing"),
         ({"smoothing": "0.5"}, "smoothing"),

@@ -222,6 +222,26 @@ def _find_lr(task: Task, *, seed: int, n_trials: int = N_TRIALS) -> Choice:
     )
 
 
+def _autolr_finder(task: Task, *, seed: int, n_trials: int | None = None) -> Choice:
+    """Finder-seeded search: a range test picks the range, autolr searches it (issue 5)."""
+    import autolr.torch
+
+    model, opt, loss_fn, batches = task.parts(1e-3, seed=10_000 * (seed + 1) + 5_000)
+    res = autolr.torch.find_lr(model, opt, loss_fn, batches, num_iter=100, seed=seed)
+    finder_epochs = len(res.lrs) / len(batches)
+    try:
+        low, high = res.search_range()
+        low, high = max(low, LR_RANGE[0]), min(high, LR_RANGE[1])
+        if not low < high:
+            raise ValueError("empty range")
+        note = f"range {low:.2g}-{high:.2g}"
+    except ValueError:
+        (low, high), note = LR_RANGE, "finder gave no range"
+    choice = _autolr_tuner((low, high))(task, seed=seed, n_trials=n_trials)
+    return Choice(lr=choice.lr, epochs=choice.epochs + finder_epochs, runs=choice.runs + 1,
+                  note=note)
+
+
 TUNERS: dict[str, Tuner] = {
     "autolr": _autolr_tuner(LR_RANGE),
     "autolr_range": _autolr_tuner(None),
@@ -234,6 +254,7 @@ TUNERS: dict[str, Tuner] = {
     "grid3": _grid3,
     "default": _default,
     "find_lr": _find_lr,
+    "autolr_finder": _autolr_finder,
 }
 """Every tuner by name, in table order."""
 

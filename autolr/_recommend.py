@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 UNSTABLE_REASONS = frozenset({"nan", "inf", "diverged", "oscillating"})
 
-_DEFAULT_BANDWIDTH = 0.2
+_DEFAULT_BANDWIDTH = 0.1
 
 
 @dataclass(frozen=True)

@@ -38,3 +38,30 @@ def test_resume(tmp_path: Path) -> None:
     assert "second run: trained 5 more; the study holds 8 finished trials" in out
     again = run_example("resume.py", tmp_path)
     assert "already finished" in again and "trained 0 more" in again
+
+
+def test_lr_finder(tmp_path: Path) -> None:
+    out = run_example("lr_finder.py", tmp_path, str(tmp_path / "finder.png"))
+    assert (tmp_path / "finder.png").stat().st_size > 10_000
+    assert "suggest" in out.lower()
+
+
+def test_report(tmp_path: Path) -> None:
+    run_example("report.py", tmp_path, str(tmp_path / "out"))
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"report.html", "lr.png", "curves.png", "history.png"} <= written, written
+    assert "data:image/png;base64," in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_optimizer_schedule_search(tmp_path: Path) -> None:
+    out = run_example("optimizer_schedule_search.py", tmp_path, "--trials", "6",
+                      "--storage", f"sqlite:///{tmp_path / 's.db'}")
+    assert "optimizer" in out.lower()
+    table = autolr.load("digits_optimizer_schedule", storage=f"sqlite:///{tmp_path / 's.db'}").trials()
+    assert len(table) == 6 and "param_optimizer" in table.columns
+
+
+def test_sklearn_digits(tmp_path: Path) -> None:
+    out = run_example("sklearn_digits.py", tmp_path, "--estimator", "mlp", "--n-trials", "6",
+                      "--storage", f"sqlite:///{tmp_path / 's.db'}")
+    assert "default" in out.lower() and "tuned" in out.lower()

@@ -11,7 +11,6 @@ the task trained at 4 points per decade over [1e-5, 1] with 3 seeds, best mean v
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np

@@ -46,6 +46,17 @@ LR_RANGE = (1e-5, 1e-1)
 """The range ``optimizer()`` suggests ``lr`` on when it is not given one."""
 
 
+def check_choices(choices: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    """``choices`` as a tuple of distinct names from ``allowed``; a one-line error otherwise."""
+    names = tuple(choices)
+    if not names:
+        raise ValueError("choices is empty")
+    unknown = [c for c in names if c not in allowed]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"choices must be distinct names from {tuple(allowed)}, got {names!r}")
+    return names
+
+
 def optimizer(
     trial: optuna.Trial,
     params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
@@ -79,12 +90,7 @@ def optimizer(
     """
     import torch
 
-    names = tuple(choices)
-    if not names:
-        raise ValueError("choices is empty")
-    unknown = [c for c in names if c not in OPTIMIZERS]
-    if unknown or len(set(names)) != len(names):
-        raise ValueError(f"choices must be distinct names from {OPTIMIZERS}, got {names!r}")
+    names = check_choices(choices, OPTIMIZERS)
     if lr is None:
         lr = trial.suggest_float("lr", *LR_RANGE, log=True)
     elif not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):

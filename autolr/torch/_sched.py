@@ -26,6 +26,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from autolr.torch._optim import check_choices
+
 if TYPE_CHECKING:
     import optuna
     import torch
@@ -272,12 +274,7 @@ def scheduler(
         A :class:`Schedule`: call ``step()`` after every ``optimizer.step()`` and
         ``epoch_end(val_loss)`` after every epoch.
     """
-    names = tuple(choices)
-    if not names:
-        raise ValueError("choices is empty")
-    unknown = [c for c in names if c not in SCHEDULES]
-    if unknown or len(set(names)) != len(names):
-        raise ValueError(f"choices must be distinct names from {SCHEDULES}, got {names!r}")
+    names = check_choices(choices, SCHEDULES)
     if not isinstance(warmup, bool) and not (
         isinstance(warmup, (int, float)) and 0 <= warmup < 1
     ):

@@ -581,18 +581,24 @@ class _Runner:
             study.set_user_attr(STUDY_ATTR_LOW, self.lr.low)
 
     # -- stale trials -----------------------------------------------------------------------
-    def recover_stale(self, study: optuna.Study) -> None:
+    def recover_stale(self, study: optuna.Study, snapshot: list[FrozenTrial]) -> bool:
         """Fail trials whose process is gone or silent and queue their learning rate again (once).
 
         Same-host deaths are seen from the pid; other hosts' from ``autolr.heartbeat``
-        (:mod:`autolr._workers`).
+        (:mod:`autolr._workers`). Returns whether any trial was recovered (the snapshot is then
+        out of date).
         """
         from autolr import _workers
 
         grace = _workers.heartbeat_grace()
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if _storage.is_stale(t, grace=grace, heartbeat_attr=_workers.ATTR_HEARTBEAT):
+        recovered = False
+        for t in snapshot:
+            if t.state == TrialState.RUNNING and _storage.is_stale(
+                t, grace=grace, heartbeat_attr=_workers.ATTR_HEARTBEAT
+            ):
                 self.fail_and_retry(study, t, "crashed")
+                recovered = True
+        return recovered
 
     def fail_and_retry(self, study: optuna.Study, t: FrozenTrial, reason: str) -> None:
         """Fail ``t`` and enqueue its lr once, even when several workers see it stale at once.
@@ -610,8 +616,13 @@ class _Runner:
                     return
             except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
                 return  # another worker got there first
-            if PARAM in t.params and ATTR_RETRY_OF not in t.user_attrs:
-                study.enqueue_trial(t.params, user_attrs={ATTR_RETRY_OF: t.number})
+            self.queue_retry(study, t)
+
+    @staticmethod
+    def queue_retry(study: optuna.Study, t: FrozenTrial) -> None:
+        """Queue ``t``'s params to run again, unless ``t`` was itself a retry (once only)."""
+        if PARAM in t.params and ATTR_RETRY_OF not in t.user_attrs:
+            study.enqueue_trial(t.params, user_attrs={ATTR_RETRY_OF: t.number})
 
     # -- counting ---------------------------------------------------------------------------
     def slots(self, snapshot: list[FrozenTrial]) -> tuple[int, list[int]]:
@@ -658,7 +669,6 @@ class _Runner:
         from autolr._stability import StabilityMonitor
 
         storage = study._storage
-        storage.set_trial_user_attr(trial._trial_id, ATTR_WORKER, self.worker)
         lr = trial.suggest_float(PARAM, self.lr.low, self.lr.high, log=True)
         monitor = (
             StabilityMonitor(self.stability, direction=self.direction)
@@ -693,10 +703,9 @@ class _Runner:
         except KeyboardInterrupt:
             ctx.flush()
             storage.set_trial_user_attr(trial._trial_id, ATTR_REASON, "interrupted")
-            frozen = study._storage.get_trial(trial._trial_id)
+            frozen = storage.get_trial(trial._trial_id)
             study.tell(trial, state=TrialState.FAIL)
-            if ATTR_RETRY_OF not in frozen.user_attrs:
-                study.enqueue_trial(frozen.params, user_attrs={ATTR_RETRY_OF: frozen.number})
+            self.queue_retry(study, frozen)
             raise
         except Exception as exc:
             ctx.flush()
@@ -745,7 +754,6 @@ class _Runner:
         from autolr._result import Result
 
         study = self.open_study()
-        self.recover_stale(study)
         self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
         finished, _ = self.slots(study.get_trials(deepcopy=False))
         self.bar = None
@@ -780,8 +788,9 @@ class _Runner:
         while stop is None or not stop.is_set():
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 break
-            self.recover_stale(study)
             snapshot = study.get_trials(deepcopy=False)
+            if self.recover_stale(study, snapshot):
+                snapshot = study.get_trials(deepcopy=False)
             finished, holders = self.slots(snapshot)
             if self.bar is not None:
                 self.bar.n = min(finished, self.n_trials)
@@ -862,7 +871,9 @@ class _Runner:
 
         study._thread_local.cached_all_trials = None
         trial_id = None if params else study._pop_waiting_trial_id()
-        if trial_id is None:
+        if trial_id is not None:  # a queued trial: name its worker right after popping it
+            study._storage.set_trial_user_attr(trial_id, ATTR_WORKER, self.worker)
+        else:
             template = FrozenTrial(
                 number=-1,
                 state=TrialState.RUNNING,

@@ -411,7 +411,7 @@ RECOVER = textwrap.dedent(
     study = runner.open_study()
     while time.time() < float(sys.argv[2]):  # all detectors start together
         pass
-    runner.recover_stale(study)
+    runner.recover_stale(study, study.get_trials(deepcopy=False))
     """
 )
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from autolr._recommend import Recommendation
+    from autolr._result import Result
 
 ATTR_RECOMMENDED_LR = "autolr.recommended_lr"
 ATTR_RECOMMENDATION = "autolr.recommendation"
@@ -132,7 +133,7 @@ def steps_saved(trials: Sequence[FrozenTrial]) -> tuple[int, int]:
 
 
 def record_recommendation(
-    study: optuna.Study, recommendation: Recommendation | None = None, *, note: bool = True
+    study: optuna.Study, result: Result | None = None, *, note: bool = True
 ) -> None:
     """Store autolr's recommendation on ``study`` so optuna-dashboard shows it.
 
@@ -143,7 +144,8 @@ def record_recommendation(
 
     Args:
         study: the study (``result.study``).
-        recommendation: defaults to ``autolr.Result(study).recommendation``.
+        result: the study's :class:`autolr.Result` when the caller has one (its trials and
+            recommendation are reused, not read and computed again); default: read ``study``.
         note: also write the optuna-dashboard note.
 
     Example:
@@ -153,10 +155,11 @@ def record_recommendation(
         >>> study.user_attrs["autolr.recommended_lr"] is None
         True
     """
-    from autolr._result import Result
+    if result is None:
+        from autolr._result import Result
 
-    result = Result(study)
-    rec = recommendation if recommendation is not None else result.recommendation
+        result = Result(study)
+    rec = result.recommendation
     best_lr = result.best_lr if rec.lr is not None else None  # the lr the optimizer really ran
     study.set_user_attr(ATTR_RECOMMENDED_LR, best_lr)
     study.set_user_attr(ATTR_RECOMMENDATION, rec.reason)

@@ -772,7 +772,7 @@ class _Runner:
         from autolr._dashboard import record_recommendation
 
         result = Result(study)
-        record_recommendation(study, result.recommendation)  # shown in optuna-dashboard
+        record_recommendation(study, result)  # shown in optuna-dashboard
         return result
 
     def loop(self, study: optuna.Study, stop: Any = None) -> None:

@@ -33,6 +33,10 @@ ATTR_EXCEPTION = "autolr.exception"
 ATTR_WORKER = "autolr.worker"
 ATTR_RETRY_OF = "autolr.retry_of"
 
+#: Stop reasons of FAIL trials that say nothing about their lr (the process died, was interrupted,
+#: or the trial was created past the study's total): not counted, not reported, their lr retried.
+NOT_ABOUT_LR = frozenset({"crashed", "interrupted", "surplus"})
+
 
 class TrialPruned(optuna.TrialPruned):
     """Raised by :func:`autolr.report` when autolr stops a trial; autolr catches it.

@@ -23,7 +23,13 @@ from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autolr._context import ATTR_EXCEPTION, ATTR_REASON, ATTR_RETRY_OF, ATTR_STEP
+from autolr._context import (
+    ATTR_EXCEPTION,
+    ATTR_REASON,
+    ATTR_RETRY_OF,
+    ATTR_STEP,
+    NOT_ABOUT_LR,
+)
 from autolr._space import PARAM
 
 if TYPE_CHECKING:
@@ -39,8 +45,6 @@ CONVERGE_TOL = 0.05
 SPREAD_TAIL = 3
 #: Stop reasons that say the learning rate made training unstable.
 UNSTABLE = frozenset({"nan", "inf", "diverged", "oscillating"})
-#: Stop reasons of trials that say nothing about their learning rate (the runner retries them).
-NOT_ABOUT_LR = frozenset({"crashed", "interrupted", "surplus"})
 
 #: Columns of :func:`trials_table`, in order, with what they mean.
 TRIAL_COLUMNS = {

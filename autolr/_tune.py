@@ -28,6 +28,7 @@ from autolr._context import (
     ATTR_RETRY_OF,
     ATTR_STEP,
     ATTR_WORKER,
+    NOT_ABOUT_LR,
     TrialContext,
     TrialPruned,
     as_number,
@@ -43,8 +44,8 @@ R = TypeVar("R")
 
 #: Default study-wide number of finished trials.
 DEFAULT_N_TRIALS = 12
-#: Stop reasons of FAIL trials that say nothing about the learning rate: not counted, retried.
-NOT_COUNTED = frozenset({"crashed", "interrupted", "surplus"})
+#: Stop reasons of FAIL trials that do not count towards ``n_trials`` (their lr is retried).
+NOT_COUNTED = NOT_ABOUT_LR
 #: Trials that re-run the best candidates with another seed, when the function accepts ``seed``.
 DEFAULT_RECHECK = 2
 #: Trial user attributes of a re-check: the trial it re-checks and the seed it ran.

@@ -718,6 +718,13 @@ class _Runner:
                 raise
             return
         ctx.flush()
+        if ctx.stopped is not None:
+            # autolr told the trial to stop and the function (or a framework callback) caught
+            # TrialPruned and returned normally: a trial told to stop is recorded as stopped.
+            storage.set_trial_user_attr(trial._trial_id, ATTR_REASON, ctx.stopped.reason)
+            storage.set_trial_user_attr(trial._trial_id, ATTR_STEP, ctx.stopped.step)
+            study.tell(trial, state=TrialState.PRUNED)
+            return
         try:
             value = as_number(out, what=f"the return value of {self.tuned.fn.__qualname__}()")
         except TypeError as exc:

@@ -355,3 +355,26 @@ def test_best_lr_is_the_lr_the_optimizer_really_ran(db: str) -> None:
     assert result.recommended_trial is not None
     assert result.best_lr == pytest.approx(result.recommended_trial.params["lr"] * 30)
     assert result.study.user_attrs["autolr.recommended_lr"] == pytest.approx(result.best_lr)
+
+
+def test_a_trial_told_to_stop_is_recorded_as_stopped_even_if_it_returns(db: str) -> None:
+    """A framework callback catches autolr.TrialPruned and ends training normally."""
+
+    @autolr.tune(n_trials=3, seed=0, storage=db, show_progress_bar=False, pruner=False)
+    def train(lr: float) -> float:
+        loss = 1.0
+        for step in range(5):
+            loss = 1.0 if lr < 0.01 else float("nan")
+            try:
+                autolr.report(loss, step=step)
+            except autolr.TrialPruned:
+                break  # as a Lightning/Keras callback would: stop training, return normally
+        return 0.5
+
+    result = train.run()
+    table = result.trials()
+    stopped = table[table["lr"] >= 0.01]
+    assert len(stopped) >= 1
+    assert set(stopped["state"]) == {"PRUNED"}
+    assert set(stopped["stop_reason"]) == {"nan"}
+    assert set(table[table["lr"] < 0.01]["state"]) == {"COMPLETE"}

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 __all__ = ["LRFinderResult", "find_lr", "suggest_lrs"]
 
 METHODS = ("minimum", "steepest", "valley")
+#: ``minimum`` is the lr at the lowest point of the centred curve divided by this; chosen on the
+#: tuning half of ``benchmarks/finder_quality.py`` among 10 (fastai's and torch-lr-finder's
+#: habit), 5 and 3 (``docs/torch.md``).
+MIN_DIVISOR = 5.0
 
 
 @dataclass(frozen=True)
@@ -182,9 +186,11 @@ def suggest_lrs(
 
     - ``minimum`` (the default suggestion): the learning rate of the lowest point of the
       *centred* curve (raw losses smoothed by a Gaussian of ``sigma`` decades, which does not lag),
-      divided by 10.
-    - ``steepest``: where the centred curve falls fastest per decade of learning rate; the slope
-      is taken against ``log10(lr)``, not the step index, so it does not depend on ``num_iter``.
+      divided by :data:`MIN_DIVISOR` (5).
+    - ``steepest``: where the centred curve falls fastest per decade of learning rate, up to its
+      lowest point (past it the loss can fall again only because the blown-up model died to a
+      constant output); the slope is taken against ``log10(lr)``, not the step index, so it
+      does not depend on ``num_iter``.
     - ``valley``: fastai's default, on fastai's curve (the bias-corrected moving average with
       ``beta``): the middle of its longest decreasing run. The moving average lags by about
       ``beta / (1 - beta)`` steps, which moves this suggestion right; it is here for comparison.
@@ -227,9 +233,10 @@ def suggest_lrs(
     if end - start < 3:
         return out
     sl = slice(start, end)
+    lowest = int(np.argmin(centred[sl]))
     grad = np.gradient(centred[sl], logx[sl])
-    out["minimum"] = float(x[sl][int(np.argmin(centred[sl]))] / 10.0)
-    out["steepest"] = float(x[sl][int(np.argmin(grad))])
+    out["minimum"] = float(x[sl][lowest] / MIN_DIVISOR)
+    out["steepest"] = float(x[sl][int(np.argmin(grad[: lowest + 1]))])
     out["valley"] = float(x[sl][_valley_index(ema[sl])])
     return out
 

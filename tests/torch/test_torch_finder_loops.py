@@ -3,11 +3,8 @@ validation batches, param groups with different lrs, AMP with the user's own Gra
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,10 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _examples import load_example  # noqa: E402
+
 from autolr.torch import find_lr  # noqa: E402
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[2]
 F = torch.nn.functional
 
 
@@ -114,18 +112,9 @@ def test_step_is_called_accumulation_steps_times_per_point(digits: Any) -> None:
     assert seen == pytest.approx([lr for lr in result.lrs for _ in range(3)])
 
 
-def _example(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_word_language_model_hand_written_updates_find_a_useful_lr() -> None:
     """pytorch/examples' loop: ``model(data, hidden)`` and ``p.data.add_(p.grad, alpha=-lr)``."""
-    wlm = _example("lr_finder_word_language_model")
+    wlm = load_example("lr_finder_word_language_model")
     train = wlm.batchify(wlm.corpus(6_000, seed=1), wlm.BATCH)
     val = wlm.batchify(wlm.corpus(2_000, seed=2), wlm.BATCH)
     batches = [wlm.get_batch(train, i) for i in range(0, train.size(0) - 1, wlm.BPTT)]

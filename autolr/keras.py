@@ -67,12 +67,12 @@ except ImportError as e:  # pragma: no cover - exercised by a subprocess test
 if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - Keras 2 is not installed here
     raise ImportError(f"autolr.keras needs Keras 3, found {keras.__version__}: pip install autolr[keras]")
 
-import autolr
+from autolr._callbacks import Reporting
 
 __all__ = ["AutolrCallback"]
 
 
-class AutolrCallback(keras.callbacks.Callback):
+class AutolrCallback(Reporting, keras.callbacks.Callback):
     """Reports a metric to autolr at the end of every epoch, and stops the trial when told.
 
     At each epoch end it calls ``autolr.report(logs[monitor], step=epoch)`` (the epoch index,
@@ -98,12 +98,7 @@ class AutolrCallback(keras.callbacks.Callback):
 
     def __init__(self, *, monitor: str = "val_loss") -> None:
         super().__init__()
-        if not isinstance(monitor, str) or not monitor:
-            raise ValueError(f"monitor: expected the name of a logged metric, got {monitor!r}")
-        self.monitor = monitor
-        self.last_value: float | None = None
-        self.stopped: autolr.TrialPruned | None = None
-        self._last_step = -1
+        self._start_reporting(monitor)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
@@ -113,14 +108,5 @@ class AutolrCallback(keras.callbacks.Callback):
                 f"monitor: no metric {self.monitor!r} in the epoch's logs ({found}); give fit "
                 "validation_data= (or validation_split=) or pass monitor=..."
             )
-        value = float(logs[self.monitor])
-        self.last_value = value
-        if self.stopped is not None:
-            return
-        step = max(int(epoch), self._last_step + 1)
-        self._last_step = step
-        try:
-            autolr.report(value, step=step)
-        except autolr.TrialPruned as exc:
-            self.stopped = exc
+        if self.report_value(logs[self.monitor], max(int(epoch), self._last_step + 1)):
             self.model.stop_training = True

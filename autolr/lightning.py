@@ -33,6 +33,7 @@ except ImportError as e:  # pragma: no cover - exercised by a subprocess test
     raise ImportError("autolr.lightning needs Lightning 2.x: pip install autolr[lightning]") from e
 
 import autolr
+from autolr._callbacks import Reporting, check_monitor
 
 if TYPE_CHECKING:
     from autolr import Result
@@ -43,13 +44,7 @@ __all__ = ["AutolrCallback", "tune_lr"]
 LR_ATTRS = ("lr", "learning_rate")
 
 
-def _check_monitor(monitor: Any) -> str:
-    if not isinstance(monitor, str) or not monitor:
-        raise ValueError(f"monitor: expected the name of a logged metric, got {monitor!r}")
-    return monitor
-
-
-class AutolrCallback(pl.Callback):
+class AutolrCallback(Reporting, pl.Callback):
     """Reports a logged metric to autolr after every validation, and stops the trial when told.
 
     After each validation run of ``trainer.fit`` (never the sanity check) it calls
@@ -79,10 +74,7 @@ class AutolrCallback(pl.Callback):
 
     def __init__(self, *, monitor: str = "val_loss") -> None:
         super().__init__()
-        self.monitor = _check_monitor(monitor)
-        self.last_value: float | None = None
-        self.stopped: autolr.TrialPruned | None = None
-        self._last_step = -1
+        self._start_reporting(monitor)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
@@ -94,16 +86,7 @@ class AutolrCallback(pl.Callback):
                 f"monitor: no metric {self.monitor!r} after validation (logged: {logged}); "
                 f"log it with self.log({self.monitor!r}, ...) or pass monitor=..."
             )
-        value = float(metrics[self.monitor])
-        self.last_value = value
-        step = trainer.global_step
-        if self.stopped is not None or step <= self._last_step:
-            return  # already told to stop (min_epochs may hold it), or no training since
-        self._last_step = step
-        try:
-            autolr.report(value, step=step)
-        except autolr.TrialPruned as exc:
-            self.stopped = exc
+        if self.report_value(metrics[self.monitor], trainer.global_step):
             trainer.should_stop = True
 
 
@@ -180,7 +163,7 @@ def tune_lr(
         ValueError: before anything is stored, when a factory does not build a new object of
             the right type on every call or the module has no learning-rate attribute.
     """
-    monitor = _check_monitor(monitor)
+    monitor = check_monitor(monitor)
     attr, name = _probe(module, trainer, attr_name)
     fit_kwargs = {"datamodule": datamodule, "train_dataloaders": train_dataloaders,
                   "val_dataloaders": val_dataloaders}

@@ -29,12 +29,12 @@ except ImportError as e:  # pragma: no cover - exercised by a subprocess test
         "autolr.transformers needs Hugging Face transformers: pip install autolr[transformers]"
     ) from e
 
-import autolr
+from autolr._callbacks import Reporting
 
 __all__ = ["AutolrCallback"]
 
 
-class AutolrCallback(TrainerCallback):
+class AutolrCallback(Reporting, TrainerCallback):
     """Reports an evaluation metric to autolr at each evaluation, and stops the trial when told.
 
     At every evaluation during ``Trainer.train`` it calls
@@ -64,12 +64,7 @@ class AutolrCallback(TrainerCallback):
     """
 
     def __init__(self, *, monitor: str = "eval_loss") -> None:
-        if not isinstance(monitor, str) or not monitor:
-            raise ValueError(f"monitor: expected the name of an evaluation metric, got {monitor!r}")
-        self.monitor = monitor
-        self.last_value: float | None = None
-        self.stopped: autolr.TrialPruned | None = None
-        self._last_step = -1
+        self._start_reporting(monitor)
 
     def on_evaluate(
         self,
@@ -86,14 +81,5 @@ class AutolrCallback(TrainerCallback):
             raise ValueError(
                 f"monitor: no metric {self.monitor!r} in the evaluation's metrics ({found})"
             )
-        value = float(metrics[key])
-        self.last_value = value
-        step = state.global_step
-        if self.stopped is not None or step <= self._last_step:
-            return
-        self._last_step = step
-        try:
-            autolr.report(value, step=step)
-        except autolr.TrialPruned as exc:
-            self.stopped = exc
+        if self.report_value(metrics[key], state.global_step):
             control.should_training_stop = True

@@ -26,8 +26,9 @@ from autolr._tune import Tuned, tune
 
 
 def __getattr__(name: str) -> object:
-    """``autolr.torch`` and ``autolr.sklearn`` load on first use, so ``import autolr`` stays light."""
-    if name in ("torch", "sklearn"):
+    """``autolr.torch``, ``.sklearn``, ``.lightning``, ``.transformers`` and ``.keras`` load on
+    first use, so ``import autolr`` stays light."""
+    if name in ("torch", "sklearn", "lightning", "transformers", "keras"):
         import importlib
 
         return importlib.import_module(f"autolr.{name}")

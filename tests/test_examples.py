@@ -65,3 +65,32 @@ def test_sklearn_digits(tmp_path: Path) -> None:
     out = run_example("sklearn_digits.py", tmp_path, "--estimator", "mlp", "--n-trials", "6",
                       "--storage", f"sqlite:///{tmp_path / 's.db'}")
     assert "default" in out.lower() and "tuned" in out.lower()
+
+
+def test_lr_finder_word_language_model(tmp_path: Path) -> None:
+    out = run_example("lr_finder_word_language_model.py", tmp_path)
+    assert "suggested lr:" in out and "validation loss after 2 epochs" in out
+
+
+def test_lightning_digits(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'lit.db'}"
+    out = run_example("lightning_digits.py", tmp_path, "--trials", "4", "--epochs", "4",
+                      "--storage", db)
+    assert "recommended lr:" in out and "model.lr = " in out
+    assert len(autolr.load("DigitsMLP", storage=db).trials()) == 4
+
+
+def test_transformers_tiny_bert(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'bert.db'}"
+    out = run_example("transformers_tiny_bert.py", tmp_path, "--trials", "3", "--epochs", "2",
+                      "--storage", db)
+    assert "recommended lr:" in out
+    assert len(autolr.load("tiny_bert", storage=db).trials()) == 3
+
+
+def test_keras_digits(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'keras.db'}"
+    out = run_example("keras_digits.py", tmp_path, "--trials", "3", "--epochs", "3",
+                      "--storage", db)
+    assert "backend: torch" in out and "recommended lr:" in out
+    assert len(autolr.load("keras_digits", storage=db).trials()) == 3

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 __all__ = ["LRFinderResult", "find_lr", "suggest_lrs"]
 
 METHODS = ("minimum", "steepest", "valley")
+#: ``minimum`` is the lr at the lowest point of the centred curve divided by this; chosen on the
+#: tuning half of ``benchmarks/finder_quality.py`` among 10 (fastai's and torch-lr-finder's
+#: habit), 5 and 3 (``docs/torch.md``).
+MIN_DIVISOR = 5.0
 
 
 @dataclass(frozen=True)
@@ -182,9 +186,11 @@ def suggest_lrs(
 
     - ``minimum`` (the default suggestion): the learning rate of the lowest point of the
       *centred* curve (raw losses smoothed by a Gaussian of ``sigma`` decades, which does not lag),
-      divided by 10.
-    - ``steepest``: where the centred curve falls fastest per decade of learning rate; the slope
-      is taken against ``log10(lr)``, not the step index, so it does not depend on ``num_iter``.
+      divided by :data:`MIN_DIVISOR` (5).
+    - ``steepest``: where the centred curve falls fastest per decade of learning rate, up to its
+      lowest point (past it the loss can fall again only because the blown-up model died to a
+      constant output); the slope is taken against ``log10(lr)``, not the step index, so it
+      does not depend on ``num_iter``.
     - ``valley``: fastai's default, on fastai's curve (the bias-corrected moving average with
       ``beta``): the middle of its longest decreasing run. The moving average lags by about
       ``beta / (1 - beta)`` steps, which moves this suggestion right; it is here for comparison.
@@ -227,9 +233,10 @@ def suggest_lrs(
     if end - start < 3:
         return out
     sl = slice(start, end)
+    lowest = int(np.argmin(centred[sl]))
     grad = np.gradient(centred[sl], logx[sl])
-    out["minimum"] = float(x[sl][int(np.argmin(centred[sl]))] / 10.0)
-    out["steepest"] = float(x[sl][int(np.argmin(grad))])
+    out["minimum"] = float(x[sl][lowest] / MIN_DIVISOR)
+    out["steepest"] = float(x[sl][int(np.argmin(grad[: lowest + 1]))])
     out["valley"] = float(x[sl][_valley_index(ema[sl])])
     return out
 
@@ -273,10 +280,13 @@ def _valley_index(y: np.ndarray) -> int:
 
 def find_lr(
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    criterion: Callable[[Any, Any], torch.Tensor],
-    data: Iterable[Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    criterion: Callable[[Any, Any], torch.Tensor] | None = None,
+    data: Iterable[Any] | None = None,
     *,
+    step: Callable[..., Any] | None = None,
+    val_data: Iterable[Any] | None = None,
+    restore: Sequence[Any] = (),
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
     num_iter: int = 100,
@@ -288,16 +298,34 @@ def find_lr(
     method: str = "minimum",
     seed: int | None = None,
 ) -> LRFinderResult:
-    """Run a learning-rate range test and put everything back as it was.
+    """Run a learning-rate range test on any training loop and put everything back as it was.
 
-    The learning rate of every parameter group goes from ``start_lr`` to ``end_lr`` geometrically
-    over ``num_iter`` optimizer steps. Each step's mini-batch loss is recorded; the sweep stops
-    early when the bias-corrected smoothed loss exceeds ``diverge`` times its best value, or when
-    a loss is NaN or inf. Afterwards the model's parameters, buffers, gradients and train/eval
-    flags, the optimizer's state and hyper-parameters (so any LR scheduler attached to it keeps
-    working), the torch, CUDA, ``random`` and ``numpy`` random states and a DataLoader's own
-    shuffling generator are restored exactly, from copies kept in memory. The model runs on the
-    device of its parameters.
+    The learning rate goes from ``start_lr`` to ``end_lr`` geometrically over ``num_iter``
+    optimizer steps. Each step's mini-batch loss is recorded (or, with ``val_data``, the loss
+    on the validation batches after the step); the sweep stops early when the bias-corrected
+    smoothed loss exceeds ``diverge`` times its best value, or when a loss is NaN or inf.
+    Afterwards the model's parameters, buffers, gradients and train/eval flags, the optimizer's
+    state and hyper-parameters (so any LR scheduler attached to it keeps working), the state of
+    every object in ``restore``, the torch, CUDA, ``random`` and ``numpy`` random states and a
+    DataLoader's own shuffling generator are restored exactly, from copies kept in memory.
+
+    Three ways in, one sweep:
+
+    - **model, optimizer, criterion, data** (the classic form): the finder runs
+      ``criterion(model(x), y)``, the backward pass (scaled by a ``GradScaler`` with
+      ``amp=True`` and float16, divided over ``accumulation_steps`` batches) and
+      ``optimizer.step()``; batches are moved to the model's device.
+    - **step** with an optimizer: ``step(batch) -> loss`` is your own training step (forward,
+      backward, ``optimizer.step()``, your own autocast and ``GradScaler``); the finder sets the
+      lr on ``optimizer`` before each call. Without ``data`` it is a closure, called as
+      ``step()``, that fetches its own batch. With ``accumulation_steps=k`` it is called ``k``
+      times per lr (it steps the optimizer every ``k``-th call, as your loop does).
+    - **step** with hand-written updates: when ``step`` accepts ``lr``, it is called as
+      ``step(batch, lr=lr)`` (or ``step(lr=lr)``); no optimizer is needed (e.g.
+      ``p.data.add_(p.grad, alpha=-lr)`` as in pytorch/examples' word_language_model).
+
+    With several param groups the sweep's lr is the first group's, and every other group keeps
+    its ratio to it (a head at 10x the backbone stays at 10x).
 
     Example::
 
@@ -306,26 +334,47 @@ def find_lr(
         opt = torch.optim.Adam(model.parameters())
         loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True)
         result = autolr.torch.find_lr(model, opt, torch.nn.functional.cross_entropy, loader)
+
+        def step(batch, lr):                          # a loop that updates weights by hand
+            model.zero_grad()
+            loss = criterion(model(batch[0]), batch[1])
+            loss.backward()
+            for p in model.parameters():
+                p.data.add_(p.grad, alpha=-lr)
+            return loss
+        result = autolr.torch.find_lr(model, data=loader, step=step, start_lr=1e-3, end_lr=1e3)
         print(result.suggestion)
 
     Args:
-        model: the model; called as ``model(x)`` (``model(*x)`` for a tuple or list ``x``,
-            ``model(**x)`` for a dict).
-        optimizer: the optimizer the training will use (its type and settings matter).
-        criterion: ``criterion(model(x), y)`` returns the scalar loss.
-        data: a DataLoader or any iterable of ``(x, y)`` batches; restarted (or, for a one-shot
-            iterator, its batches replayed) when shorter than the sweep.
+        model: the model; in the classic form called as ``model(x)`` (``model(*x)`` for a tuple
+            or list ``x``, ``model(**x)`` for a dict).
+        optimizer: the optimizer the training will use (its type and settings matter);
+            optional when ``step`` accepts ``lr``.
+        criterion: ``criterion(model(x), y)`` returns the scalar loss (classic form, and to
+            judge ``val_data``).
+        data: a DataLoader or any iterable of batches (``(x, y)`` in the classic form; whatever
+            ``step`` takes otherwise); restarted (or, for a one-shot iterator, its batches
+            replayed) when shorter than the sweep.
+        step: your training step (see above); replaces ``criterion``.
+        val_data: judge each lr on these batches instead of the training batch, as
+            torch-lr-finder's ``val_loader`` does: after every step the model is evaluated (eval
+            mode, no gradients) with ``criterion`` on all of them. Smoother, and costs a pass
+            over them per point.
+        restore: other objects the sweep changes, each with ``state_dict()`` and
+            ``load_state_dict()`` (your ``GradScaler``, a scheduler that ``step`` steps, an
+            EMA of the weights): put back afterwards too.
         start_lr: the first learning rate.
         end_lr: the last learning rate.
         num_iter: the number of optimizer steps (points on the curve).
         smooth: the moving-average factor of the smoothed loss, in [0, 1).
         diverge: stop when the smoothed loss exceeds this multiple of the best smoothed loss.
-        accumulation_steps: mini-batches whose gradients are accumulated per optimizer step.
-        amp: run the forward pass under ``torch.autocast`` (with a ``GradScaler`` for float16).
+        accumulation_steps: mini-batches (or ``step`` calls) per point of the curve.
+        amp: classic form: run the forward pass under ``torch.autocast`` (with a ``GradScaler``
+            for float16). A ``step`` runs its own.
         amp_dtype: the autocast dtype (default: float16 on CUDA, bfloat16 elsewhere).
-        method: which suggestion is ``result.suggestion``: ``"minimum"`` (the most stable and
-            the closest to the dense-grid optimum in ``docs/torch.md``), ``"steepest"`` or
-            ``"valley"`` (fastai's default).
+        method: which suggestion is ``result.suggestion``: ``"minimum"`` (the closest to the
+            dense-grid optimum in ``docs/torch.md``), ``"steepest"`` or ``"valley"`` (fastai's
+            default).
         seed: seed torch, ``random`` and ``numpy`` for the sweep (the caller's random states are
             restored afterwards either way).
 
@@ -346,18 +395,29 @@ def find_lr(
         raise ValueError(f"accumulation_steps must be >= 1, got {accumulation_steps}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    takes_lr = _check_form(optimizer, criterion, data, step, val_data, amp)
+    for obj in restore:
+        if not (callable(getattr(obj, "state_dict", None))
+                and callable(getattr(obj, "load_state_dict", None))):
+            raise ValueError(
+                "restore: expected objects with state_dict() and load_state_dict(), got "
+                f"{type(obj).__name__}"
+            )
     params = list(model.parameters())
     if not params:
         raise ValueError("model has no parameters")
     device = params[0].device
+    ratios = _group_ratios(optimizer)
 
-    snapshot = _Snapshot(model, optimizer, _generators(data))
+    snapshot = _Snapshot(model, optimizer, _generators(data) + _generators(val_data), restore)
     try:
         if seed is not None:
             torch.manual_seed(seed)
             random.seed(seed)
             np.random.seed(seed % 2**32)
-        batches = _cycle(data)  # after the snapshot: a shuffling loader draws from torch's RNG
+        # after the snapshot: a shuffling loader draws from torch's RNG
+        batches = _cycle(data) if data is not None else None
+        val_batches = _replayable(val_data) if val_data is not None else None
         if amp_dtype is None:
             amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         scaler = torch.amp.GradScaler(device.type, enabled=amp and amp_dtype == torch.float16)
@@ -368,26 +428,36 @@ def find_lr(
         avg, best = 0.0, math.inf
         stop_reason = "completed"
         model.train()
-        optimizer.zero_grad(set_to_none=True)
+        flags = [(m, m.training) for m in model.modules()]
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
         for i in range(num_iter):
             lr = start_lr * ratio ** (i / (num_iter - 1))
-            for group in optimizer.param_groups:
-                if isinstance(group["lr"], torch.Tensor):
-                    group["lr"].fill_(lr)
-                else:
-                    group["lr"] = lr
+            if optimizer is not None:
+                _set_lr(optimizer, lr, ratios)
             total = 0.0
             for _ in range(accumulation_steps):
+                if step is not None:
+                    args = (next(batches),) if batches is not None else ()
+                    out = step(*args, **({"lr": lr} if takes_lr else {}))
+                    total += _loss_value(out, what="step") / accumulation_steps
+                    continue
+                assert batches is not None and criterion is not None and optimizer is not None
                 x, y = next(batches)
                 x, y = _to(x, device), _to(y, device)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-                    out = _call(model, x)
-                    loss = criterion(out, y)
+                    loss = criterion(_call(model, x), y)
                 scaler.scale(loss / accumulation_steps).backward()
                 total += float(loss.detach().float()) / accumulation_steps
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            if step is None:
+                assert optimizer is not None
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+            if val_batches is not None:
+                assert criterion is not None
+                total = _evaluate(model, criterion, val_batches, device, flags,
+                                  amp=amp, amp_dtype=amp_dtype)
             lrs.append(lr)
             losses.append(total)
             if not math.isfinite(total):
@@ -414,14 +484,129 @@ def find_lr(
     )
 
 
+def _check_form(
+    optimizer: Any, criterion: Any, data: Any, step: Any, val_data: Any, amp: bool
+) -> bool:
+    """Check that the arguments make one of the three forms; True when ``step`` takes ``lr``."""
+    if val_data is not None and criterion is None:
+        raise ValueError("val_data: judging on validation batches needs criterion(model(x), y)")
+    if step is None:
+        for name, value in (("optimizer", optimizer), ("criterion", criterion), ("data", data)):
+            if value is None:
+                raise ValueError(
+                    f"{name}: find_lr needs model, optimizer, criterion and data, or step=your "
+                    "training step (see help(autolr.torch.find_lr))"
+                )
+        return False
+    if not callable(step):
+        raise ValueError(f"step: expected a callable, got {type(step).__name__}")
+    if criterion is not None and val_data is None:
+        raise ValueError(
+            "criterion: with step=..., your step computes the loss; criterion only judges val_data"
+        )
+    if amp:
+        raise ValueError(
+            "amp: with step=..., your step runs its own autocast and GradScaler "
+            "(pass the scaler in restore=[scaler] to have its state put back)"
+        )
+    takes_lr = _accepts(step, "lr")
+    if optimizer is None and not takes_lr:
+        raise ValueError(
+            "step: with no optimizer the step must accept lr (step(batch, lr) for updates by "
+            "hand); or pass the optimizer it steps"
+        )
+    return takes_lr
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    p = params.get(name)
+    if p is not None:
+        return p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    return any(q.kind is q.VAR_KEYWORD for q in params.values())
+
+
+def _group_ratios(optimizer: Any) -> list[float]:
+    """Each param group's lr relative to the first group's (all 1.0 when they are equal)."""
+    if optimizer is None:
+        return []
+    base = [float(g["lr"]) for g in optimizer.param_groups]
+    if all(b == base[0] for b in base):
+        return [1.0] * len(base)
+    if base[0] <= 0:
+        raise ValueError(
+            "optimizer: the first param group's lr is 0 but others are not; the sweep's lr is "
+            "the first group's and the others keep their ratio to it: put a trained group first"
+        )
+    return [b / base[0] for b in base]
+
+
+def _set_lr(optimizer: Any, lr: float, ratios: list[float]) -> None:
+    import torch
+
+    for group, r in zip(optimizer.param_groups, ratios):
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr * r)
+        else:
+            group["lr"] = lr * r
+
+
+def _loss_value(out: Any, *, what: str) -> float:
+    """A float from what a step returned: a number or a one-element tensor."""
+    item = getattr(out, "detach", None)
+    if callable(item):
+        out = out.detach().float()
+        if out.numel() != 1:
+            raise ValueError(f"{what}: must return the scalar loss, got a tensor of shape "
+                             f"{tuple(out.shape)}")
+        return float(out)
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        return float(out)
+    raise ValueError(f"{what}: must return the loss (a number or a one-element tensor), "
+                     f"got {type(out).__name__}")
+
+
+def _evaluate(
+    model: Any, criterion: Callable[[Any, Any], Any], batches: Iterable[Any], device: Any,
+    flags: list[tuple[Any, bool]], *, amp: bool, amp_dtype: Any,
+) -> float:
+    """The mean loss over ``batches`` (weighted by batch size) in eval mode, then flags back."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+        for x, y in batches:
+            x, y = _to(x, device), _to(y, device)
+            n = len(y) if hasattr(y, "__len__") else 1
+            total += float(criterion(_call(model, x), y).detach().float()) * n
+            count += n
+    for m, flag in flags:
+        m.training = flag
+    if count == 0:
+        raise ValueError("val_data is empty: it needs at least one (x, y) batch")
+    return total / count
+
+
+def _replayable(data: Iterable[Any]) -> Iterable[Any]:
+    """``data`` itself, or the list of its batches when it is a one-shot iterator."""
+    return list(data) if isinstance(data, Iterator) else data
+
+
 class _Snapshot:
     """In-memory copies of everything a sweep changes, and ``restore()`` to put them back."""
 
     def __init__(
         self,
         model: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | None,
         generators: list[torch.Generator],
+        others: Sequence[Any] = (),
     ) -> None:
         import torch
 
@@ -437,16 +622,17 @@ class _Snapshot:
         self.training = [(m, m.training) for m in model.modules()]
         # The optimizer's own objects, deep-copied: state keyed by the live parameters, and the
         # hyper-parameters of each group (lr, initial_lr set by schedulers, betas, ...).
-        self.opt_state = {
+        self.opt_state = {} if optimizer is None else {
             p: copy.deepcopy(s) for p, s in optimizer.state.items()
         }
-        self.opt_groups = [
+        self.opt_groups = [] if optimizer is None else [
             {k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
             for g in optimizer.param_groups
         ]
-        self.opt_attrs = {
+        self.opt_attrs = {} if optimizer is None else {
             k: copy.deepcopy(v) for k, v in vars(optimizer).items() if k in ("_opt_called",)
         }
+        self.others = [(obj, copy.deepcopy(obj.state_dict())) for obj in others]
         self.rng_torch = torch.get_rng_state()
         self.rng_cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         self.rng_python = random.getstate()
@@ -463,17 +649,10 @@ class _Snapshot:
             p.grad = g
         for m, flag in self.training:
             m.training = flag
-        self.optimizer.state.clear()
-        self.optimizer.state.update(self.opt_state)
-        for group, saved in zip(self.optimizer.param_groups, self.opt_groups):
-            for k in [k for k in group if k != "params" and k not in saved]:
-                del group[k]
-            group.update(saved)
-        for k in ("_opt_called",):
-            if k in self.opt_attrs:
-                setattr(self.optimizer, k, self.opt_attrs[k])
-            elif hasattr(self.optimizer, k):
-                delattr(self.optimizer, k)
+        for obj, state in self.others:
+            obj.load_state_dict(copy.deepcopy(state))
+        if self.optimizer is not None:
+            self._restore_optimizer(self.optimizer)
         torch.set_rng_state(self.rng_torch)
         if self.rng_cuda is not None:
             torch.cuda.set_rng_state_all(self.rng_cuda)
@@ -482,12 +661,27 @@ class _Snapshot:
         for g, state in self.generators:
             g.set_state(state)
 
+    def _restore_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.state.clear()
+        optimizer.state.update(self.opt_state)
+        for group, saved in zip(optimizer.param_groups, self.opt_groups):
+            for k in [k for k in group if k != "params" and k not in saved]:
+                del group[k]
+            group.update(saved)
+        for k in ("_opt_called",):
+            if k in self.opt_attrs:
+                setattr(optimizer, k, self.opt_attrs[k])
+            elif hasattr(optimizer, k):
+                delattr(optimizer, k)
+
 
 def _generators(data: Any) -> list[torch.Generator]:
     """The torch generators a DataLoader shuffles with (its own, its sampler's), to restore."""
     import torch
 
     found: list[torch.Generator] = []
+    if data is None:
+        return found
     holders = [data, getattr(data, "sampler", None), getattr(data, "batch_sampler", None)]
     holders.append(getattr(holders[2], "sampler", None))
     for holder in holders:

@@ -50,8 +50,8 @@ from sklearn.utils.validation import check_is_fitted
 
 import autolr
 from autolr import _storage
-from autolr._context import ATTR_REASON
-from autolr._space import PARAM, resolve_lr
+from autolr._schema import ATTR_SKLEARN_FIT_TIME, ATTR_SKLEARN_SPLITS, PARAM, counted, views
+from autolr._space import resolve_lr
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -62,9 +62,6 @@ __all__ = ["LRSearchCV", "LR_PARAM_NAMES"]
 LR_PARAM_NAMES = ("learning_rate_init", "eta0", "learning_rate")
 #: Decades searched either side of the estimator's own learning rate when ``lr`` is not given.
 DEFAULT_DECADES = 2
-#: Trial user attributes written by this integration.
-ATTR_SPLITS = "autolr.sklearn.split_scores"
-ATTR_FIT_TIME = "autolr.sklearn.fit_time"
 
 _PREDICT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 
@@ -653,8 +650,8 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
                 else:
                     scores = _run_plain(estimator, lr_param, lr, scorer, X, y, splits, run)
             finally:
-                trial.set_user_attr(ATTR_FIT_TIME, time.perf_counter() - t0)
-            trial.set_user_attr(ATTR_SPLITS, [float(s) for s in scores])
+                trial.set_user_attr(ATTR_SKLEARN_FIT_TIME, time.perf_counter() - t0)
+            trial.set_user_attr(ATTR_SKLEARN_SPLITS, [float(s) for s in scores])
             return float(np.mean(scores))
 
         train.__name__ = "lr_search_cv"
@@ -671,29 +668,25 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     @staticmethod
     def _cv_results(study: optuna.Study, lr_param: str, n_splits: int) -> dict[str, Any]:
-        trials = [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if PARAM in t.params and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        ]
-        trials.sort(key=lambda t: t.number)
+        """One row per trial that counts (:func:`autolr._schema.counted`), by trial number."""
+        trials = sorted(
+            (t for t in views(study.get_trials(deepcopy=False)) if t.lr is not None and counted(t)),
+            key=lambda t: t.number,
+        )
         n = len(trials)
         splits = np.full((n, n_splits), np.nan)
         for i, t in enumerate(trials):
-            s = t.user_attrs.get(ATTR_SPLITS)
-            if t.state == TrialState.COMPLETE and s is not None and len(s) == n_splits:
+            s = t.split_scores
+            if t.state == "COMPLETE" and s is not None and len(s) == n_splits:
                 splits[i] = s
         with np.errstate(all="ignore"):
-            mean = np.array(
-                [t.value if t.state == TrialState.COMPLETE else np.nan for t in trials], dtype=float
-            )
+            mean = np.array([t.value if t.value is not None else np.nan for t in trials], dtype=float)
             std = np.array([np.std(r) if np.all(np.isfinite(r)) else np.nan for r in splits])
-        lrs = np.array([t.params[PARAM] for t in trials], dtype=float)
+        lrs = np.array([t.lr for t in trials], dtype=float)
+        fit_times = [t.fit_time if t.fit_time is not None else np.nan for t in trials]
         out: dict[str, Any] = {
             "trial_number": np.array([t.number for t in trials], dtype=int),
-            "mean_fit_time": np.array(
-                [t.user_attrs.get(ATTR_FIT_TIME, np.nan) / n_splits for t in trials], dtype=float
-            ),
+            "mean_fit_time": np.array(fit_times, dtype=float) / n_splits,
             f"param_{lr_param}": lrs,
             "params": [{lr_param: float(v)} for v in lrs],
         }
@@ -702,14 +695,11 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         out["mean_test_score"] = mean
         out["std_test_score"] = std
         out["rank_test_score"] = _rank(mean)
-        out["state"] = np.array([t.state.name for t in trials], dtype=object)
-        out["stop_reason"] = np.array([t.user_attrs.get(ATTR_REASON) for t in trials], dtype=object)
-        out["n_steps"] = np.array([len(t.intermediate_values) for t in trials], dtype=int)
+        out["state"] = np.array([t.state for t in trials], dtype=object)
+        out["stop_reason"] = np.array([t.stop_reason for t in trials], dtype=object)
+        out["n_steps"] = np.array([len(t.intermediate) for t in trials], dtype=int)
         out["last_reported_score"] = np.array(
-            [
-                t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else np.nan
-                for t in trials
-            ],
+            [t.intermediate[max(t.intermediate)] if t.intermediate else np.nan for t in trials],
             dtype=float,
         )
         return out

@@ -115,7 +115,7 @@ def find_lr_param(estimator: Any) -> str:
     params = final.get_params(deep=False) if hasattr(final, "get_params") else {}
     for name in LR_PARAM_NAMES:
         value = params.get(name)
-        if isinstance(value, Real) and not isinstance(value, bool) and value > 0:
+        if isinstance(value, Real) and not isinstance(value, bool) and float(value) > 0:
             return prefix + name
     raise ValueError(
         f"lr_param: cannot find the learning rate of {type(final).__name__} (looked for "
@@ -179,7 +179,7 @@ class _Staged:
 
 def _n_stages(model: Any, X: Any) -> int:
     n = getattr(model, "n_iter_", None) or getattr(model, "n_estimators_", None)
-    if isinstance(n, Integral) and n > 0:
+    if isinstance(n, Integral) and int(n) > 0:
         return int(n)
     return sum(1 for _ in model.staged_predict(X))
 
@@ -322,7 +322,7 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         True
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: dict[str, list[object] | str] = {
         "estimator": [HasMethods(["fit"])],
         "n_trials": [Interval(Integral, 1, None, closed="left")],
         "cv": ["cv_object"],
@@ -474,7 +474,7 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         if path is not None:
             _check_lr_use(path[1], path[2], lr_param)
         if self.lr is None:
-            if isinstance(center, bool) or not isinstance(center, Real) or not center > 0:
+            if isinstance(center, bool) or not isinstance(center, Real) or not float(center) > 0:
                 raise ValueError(
                     f"lr: {lr_param}={center!r} is not a positive number to search around; give "
                     "lr=(low, high)"
@@ -524,9 +524,9 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         numbers = list(self.cv_results_["trial_number"])
         if rec.lr is not None and rec.trial_number in numbers:
             self.best_lr_ = float(rec.lr)
-            self.best_index_ = numbers.index(rec.trial_number)
+            self.best_index_: int | None = numbers.index(rec.trial_number)
             self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
-        elif isinstance(center, Real) and not isinstance(center, bool) and center > 0:
+        elif isinstance(center, Real) and not isinstance(center, bool) and float(center) > 0:
             warnings.warn(
                 f"LRSearchCV: no trial completed, so best_lr_ falls back to the estimator's own "
                 f"{lr_param}={center!r}. autolr says: {rec.reason}",
@@ -733,7 +733,7 @@ def _patience(final: Any) -> tuple[float | None, int]:
     tol = params.get("tol", 1e-4)
     n = params.get("n_iter_no_change", 10)
     tol = float(tol) if isinstance(tol, Real) and not isinstance(tol, bool) else None
-    n = int(n) if isinstance(n, Integral) and not isinstance(n, bool) and n >= 1 else 10
+    n = int(n) if isinstance(n, Integral) and not isinstance(n, bool) and int(n) >= 1 else 10
     return tol, n
 
 

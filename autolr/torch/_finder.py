@@ -234,15 +234,17 @@ def suggest_lrs(
     return out
 
 
-def centred_smooth(logx: Sequence[float], y: Sequence[float], *, sigma: float) -> np.ndarray:
+def centred_smooth(
+    logx: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, *, sigma: float
+) -> np.ndarray:
     """Gaussian smoothing of ``y`` over ``logx`` (width ``sigma``): symmetric, so no lag."""
     lx = np.asarray(logx, dtype=float)
     yy = np.asarray(y, dtype=float)
     w = np.exp(-0.5 * ((lx[:, None] - lx[None, :]) / sigma) ** 2)
-    return (w @ yy) / w.sum(axis=1)
+    return np.asarray((w @ yy) / w.sum(axis=1), dtype=float)
 
 
-def ema_smooth(y: Sequence[float], *, beta: float) -> np.ndarray:
+def ema_smooth(y: Sequence[float] | np.ndarray, *, beta: float) -> np.ndarray:
     """The bias-corrected exponential moving average (fastai's and this sweep's stop rule)."""
     out = np.empty(len(y))
     avg = 0.0
@@ -383,7 +385,7 @@ def find_lr(
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                     out = _call(model, x)
                     loss = criterion(out, y)
-                scaler.scale(loss / accumulation_steps).backward()
+                scaler.scale(loss / accumulation_steps).backward()  # type: ignore[no-untyped-call]
                 total += float(loss.detach().float()) / accumulation_steps
             scaler.step(optimizer)
             scaler.update()
@@ -448,7 +450,8 @@ class _Snapshot:
             k: copy.deepcopy(v) for k, v in vars(optimizer).items() if k in ("_opt_called",)
         }
         self.rng_torch = torch.get_rng_state()
-        self.rng_cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        cuda = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]  # untyped in torch
+        self.rng_cuda = torch.cuda.get_rng_state_all() if cuda else None
         self.rng_python = random.getstate()
         self.rng_numpy = np.random.get_state()
         self.generators = [(g, g.get_state()) for g in generators]
@@ -465,10 +468,10 @@ class _Snapshot:
             m.training = flag
         self.optimizer.state.clear()
         self.optimizer.state.update(self.opt_state)
-        for group, saved in zip(self.optimizer.param_groups, self.opt_groups):
-            for k in [k for k in group if k != "params" and k not in saved]:
+        for group, saved_group in zip(self.optimizer.param_groups, self.opt_groups):
+            for k in [k for k in group if k != "params" and k not in saved_group]:
                 del group[k]
-            group.update(saved)
+            group.update(saved_group)
         for k in ("_opt_called",):
             if k in self.opt_attrs:
                 setattr(self.optimizer, k, self.opt_attrs[k])
@@ -479,8 +482,8 @@ class _Snapshot:
             torch.cuda.set_rng_state_all(self.rng_cuda)
         random.setstate(self.rng_python)
         np.random.set_state(self.rng_numpy)
-        for g, state in self.generators:
-            g.set_state(state)
+        for gen, state in self.generators:
+            gen.set_state(state)
 
 
 def _generators(data: Any) -> list[torch.Generator]:

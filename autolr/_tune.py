@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, Literal, ParamSpec, TypeVar, overload
 
 import optuna
@@ -39,7 +39,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: What ``lr=`` takes: a ``(low, high)`` pair, or anything with ``search_range()``.
-LRArg = tuple[float, float] | SearchRangeSource
+LRArg = Sequence[float] | SearchRangeSource
 #: What ``pruner=`` takes: None (autolr's policy), False or "none" (no pruning), or a policy.
 PrunerArg = Pruning | optuna.pruners.BasePruner | Literal[False, "none"] | None
 

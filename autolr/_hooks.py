@@ -22,7 +22,7 @@ class ProgressBar:
         self.total = total
         self.bar: tqdm[NoReturn] | None = None
         if sys.stderr.isatty() if show is None else show:
-            from tqdm.auto import tqdm  # tqdm stays out of `import autolr` until a bar is shown
+            from tqdm.auto import tqdm  # loaded when a bar is shown: picks a notebook or terminal bar
 
             self.bar = tqdm(total=total, initial=min(initial, total), desc=desc)
 

@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
 
 from autolr._context import TrialPruned, report
 from autolr._pruning import Pruning
@@ -22,15 +22,13 @@ from autolr._result import Result, StudyNotFoundError, load
 from autolr._stability import Stability
 from autolr._storage import StorageError
 from autolr._tune import Tuned, tune
-
+from autolr._version import __version__
 
 
 def __getattr__(name: str) -> object:
     """``autolr.torch``, ``.sklearn``, ``.lightning``, ``.transformers`` and ``.keras`` load on
     first use, so ``import autolr`` stays light."""
     if name in ("torch", "sklearn", "lightning", "transformers", "keras"):
-        import importlib
-
         return importlib.import_module(f"autolr.{name}")
     raise AttributeError(f"module 'autolr' has no attribute {name!r}")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autolr import TrialPruned, report
+from autolr._context import TrialPruned, report
 
 
 def check_monitor(monitor: Any) -> str:

@@ -1,12 +1,13 @@
-"""The per-trial context and :func:`autolr.report`.
+"""The per-trial context and :func:`autolr.report`: the hot path, and nothing else.
 
 A :class:`TrialContext` lives for one trial in a :class:`contextvars.ContextVar`, so the user's
-train function can call :func:`report` without being handed anything. Decisions (instability,
-too slow) are made locally from numbers held in memory; values reach storage in batches (every
-few seconds and at the end of the trial), so a report costs microseconds instead of a database
-transaction, while optuna-dashboard still sees the curves while they grow. The first report of a
-trial is written at once; a process killed between two writes loses at most the last
-``FLUSH_INTERVAL_S`` seconds of reports of its running trial (finished trials lose nothing).
+train function can call :func:`report` without being handed anything. Each report is checked,
+kept in memory, and handed to the context's :class:`Judge`, the one hook where a decision is
+taken on every report (today: stop the trial, see :mod:`autolr._stopping`). Values reach storage
+in batches (every few seconds and at the end of the trial, :mod:`autolr._intermediate`), so a
+report costs microseconds instead of a database transaction, while optuna-dashboard still sees
+the curves grow. The first report of a trial is written at once; a process killed between two
+writes loses at most the last ``FLUSH_INTERVAL_S`` seconds of reports of its running trial.
 """
 
 from __future__ import annotations
@@ -17,25 +18,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from numbers import Real
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
+import numpy as np
 import optuna
 
-if TYPE_CHECKING:
-    from autolr._stability import StabilityMonitor
+from autolr import _intermediate
+from autolr._schema import StopReason
 
 #: Seconds between two writes of buffered reports to storage while a trial runs.
 FLUSH_INTERVAL_S = 2.0
-
-ATTR_REASON = "autolr.stop_reason"
-ATTR_STEP = "autolr.stop_step"
-ATTR_EXCEPTION = "autolr.exception"
-ATTR_WORKER = "autolr.worker"
-ATTR_RETRY_OF = "autolr.retry_of"
-
-#: Stop reasons of FAIL trials that say nothing about their lr (the process died, was interrupted,
-#: or the trial was created past the study's total): not counted, not reported, their lr retried.
-NOT_ABOUT_LR = frozenset({"crashed", "interrupted", "surplus"})
 
 
 class TrialPruned(optuna.TrialPruned):
@@ -50,13 +42,13 @@ class TrialPruned(optuna.TrialPruned):
         self.step = step
 
 
-class StopRule(Protocol):
-    """Decides from this trial's own numbers whether it is too slow compared to the others."""
+class Judge(Protocol):
+    """The hook called on every report: returns why the trial stops now, or None to go on."""
 
-    def should_stop(self, step: int, value: float) -> bool: ...
+    def __call__(self, ctx: TrialContext, step: int, value: float) -> StopReason | None: ...
 
 
-def as_number(value: Any, *, what: str) -> float:
+def as_number(value: object, *, what: str) -> float:
     """``float(value)`` for real numbers, numpy scalars and one-element tensors; else TypeError."""
     if isinstance(value, bool):
         raise TypeError(f"{what}: expected a real number, got bool {value!r}")
@@ -76,123 +68,55 @@ def as_number(value: Any, *, what: str) -> float:
     )
 
 
-def _write_intermediate(trial: optuna.Trial, items: list[tuple[int, float]]) -> None:
-    """Store ``items`` as intermediate values: one multi-row INSERT on RDB storage.
-
-    Optuna writes one value per transaction with two SELECTs each; a batch of a trial's new
-    steps (each written exactly once: steps strictly increase) goes in one statement instead.
-    Other storages, or a batch the database refuses, take Optuna's own one-by-one path.
-    """
-    storage = trial.storage
-    backend = getattr(storage, "_backend", storage)
-    frozen = trial._cached_frozen_trial  # Optuna's own per-trial cache, kept in step
-    if not _insert_rdb(backend, trial._trial_id, items):
-        for step, value in items:
-            storage.set_trial_intermediate_value(trial._trial_id, step, value)
-    for step, value in items:
-        frozen.intermediate_values[step] = value
-
-
-def _insert_rdb(backend: object, trial_id: int, items: list[tuple[int, float]]) -> bool:
-    try:
-        import sqlalchemy
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import RDBStorage, _create_scoped_session
-    except ImportError:  # pragma: no cover - Optuna moved its internals
-        return False
-    if not isinstance(backend, RDBStorage):
-        return False
-    model = models.TrialIntermediateValueModel
-    rows = []
-    for step, value in items:
-        stored, kind = model.intermediate_value_to_stored_repr(value)
-        rows.append(
-            {"trial_id": trial_id, "step": step, "intermediate_value": stored,
-             "intermediate_value_type": kind}
+def _as_step(step: object, last: int | None) -> int:
+    """The step of a report: ``None`` is the next one; an int >= 0 above the last one."""
+    if step is None:
+        return last + 1 if last is not None else 0
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+        raise TypeError(
+            f"autolr.report(step): expected an int >= 0 or None, got {type(step).__name__}"
         )
-    try:
-        with _create_scoped_session(backend.scoped_session, True) as session:
-            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-            backend.check_trial_is_updatable(trial_id, trial.state)
-            session.execute(sqlalchemy.insert(model), rows)
-    except optuna.exceptions.StorageInternalError as exc:
-        if isinstance(exc.__cause__, sqlalchemy.exc.IntegrityError):
-            return False  # a step already stored: let Optuna update it row by row
-        raise
-    return True
+    step = int(step)
+    if step < 0:
+        raise ValueError(f"autolr.report(step): expected an int >= 0, got {step}")
+    if last is not None and step <= last:
+        raise ValueError(f"autolr.report(step): steps must increase; got {step} after {last}")
+    return step
 
 
 class TrialContext:
-    """What autolr knows about the running trial: its reports, its monitor, its stop rules."""
+    """What autolr knows about the running trial: its reports, and who judges them."""
 
     def __init__(
         self,
         trial: optuna.Trial,
         *,
-        monitor: StabilityMonitor | None,
-        stop_rule: StopRule | None = None,
-        optuna_pruner: bool = False,
+        judge: Judge | None = None,
         flush_interval: float = FLUSH_INTERVAL_S,
     ) -> None:
         self.trial = trial
-        self.monitor = monitor
-        self.stop_rule = stop_rule
-        self.optuna_pruner = optuna_pruner
+        self.judge = judge
         self.flush_interval = flush_interval
         self.steps: list[int] = []
         self.values: list[float] = []
         self._pending: list[tuple[int, float]] = []
         self._last_flush = -math.inf  # the first report is written at once
+        #: Set when the judge stopped the trial (even if the function then caught TrialPruned).
         self.stopped: TrialPruned | None = None
 
-    # -- the hot path -------------------------------------------------------------------------
-    def report(self, value: Any, step: int | None) -> None:
+    @property
+    def last_step(self) -> int | None:
+        return self.steps[-1] if self.steps else None
+
+    def report(self, value: object, step: object) -> None:
         v = as_number(value, what="autolr.report(value)")
-        if step is None:
-            step = self.steps[-1] + 1 if self.steps else 0
-        elif isinstance(step, bool) or not isinstance(step, int):
-            try:
-                import numpy as np
-
-                ok = isinstance(step, np.integer)
-            except ImportError:  # pragma: no cover
-                ok = False
-            if not ok:
-                raise TypeError(
-                    f"autolr.report(step): expected an int >= 0 or None, got {type(step).__name__}"
-                )
-            step = int(step)
-        if step < 0:
-            raise ValueError(f"autolr.report(step): expected an int >= 0, got {step}")
-        if self.steps and step <= self.steps[-1]:
-            raise ValueError(
-                f"autolr.report(step): steps must increase; got {step} after {self.steps[-1]}"
-            )
-        self.steps.append(step)
+        s = _as_step(step, self.last_step)
+        self.steps.append(s)
         self.values.append(v)
-        self._pending.append((step, v))
-
-        reason = None
-        if self.monitor is not None:
-            reason = self.monitor.update(step, v)
-        elif not math.isfinite(v):
-            reason = "nan" if math.isnan(v) else "inf"
-        # While a rise waits for its confirming report (Stability.patience), a trial that is
-        # blowing up must be recorded as diverged, not pruned as merely trailing the others.
-        suspect = self.monitor is not None and self.monitor.suspect
-        if (
-            reason is None
-            and not suspect
-            and self.stop_rule is not None
-            and self.stop_rule.should_stop(step, v)
-        ):
-            reason = "underperforming"
-        if reason is None and self.optuna_pruner:
-            self.flush()
-            if self.trial.should_prune():
-                reason = "underperforming"
+        self._pending.append((s, v))
+        reason = self.judge(self, s, v) if self.judge is not None else None
         if reason is not None:
-            self.stopped = TrialPruned(reason, step)
+            self.stopped = TrialPruned(reason.value, s)
             raise self.stopped
         if time.monotonic() - self._last_flush >= self.flush_interval:
             self.flush()
@@ -201,7 +125,7 @@ class TrialContext:
         """Write buffered reports to storage (a no-op when nothing is pending)."""
         if self._pending:
             items, self._pending = self._pending, []
-            _write_intermediate(self.trial, items)
+            _intermediate.write(self.trial, items)
         self._last_flush = time.monotonic()
 
 
@@ -212,16 +136,12 @@ _current: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
 
 @contextmanager
 def active(ctx: TrialContext) -> Iterator[TrialContext]:
+    """Make ``ctx`` the context :func:`report` feeds while the train function runs."""
     token = _current.set(ctx)
     try:
         yield ctx
     finally:
         _current.reset(token)
-
-
-def current() -> TrialContext | None:
-    """The context of the trial running in this thread, or None outside a study."""
-    return _current.get()
 
 
 def report(value: float, step: int | None = None) -> None:

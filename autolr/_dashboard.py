@@ -1,14 +1,15 @@
-"""autolr in optuna-dashboard: the recommendation as a study note and attributes, and the server.
+"""autolr in optuna-dashboard: the recommendation as study attributes and a study note.
 
 What optuna-dashboard shows of autolr:
 
-* per trial, the user attributes the runner writes (``autolr.stop_reason``, ``autolr.stop_step``,
+* per trial, the user attributes autolr writes (``autolr.stop_reason``, ``autolr.stop_step``,
   ``autolr.exception``, ...) and the intermediate curves;
-* per study, the user attributes ``autolr.recommended_lr`` and ``autolr.recommendation`` and a
-  Markdown note (the dashboard's "Note" panel) with the recommendation, why, and the
-  learning-rate comparison table.
+* per study, the user attributes ``autolr.recommended_lr``, ``autolr.recommendation``,
+  ``autolr.steps_run`` and ``autolr.steps_saved``, and a Markdown note (the dashboard's "Note"
+  panel) with the recommendation, why, and the learning-rate comparison table.
 
-:func:`record_recommendation` writes them; the runner calls it at the end of every ``run()``.
+:func:`record_recommendation` writes them; every ``run()`` calls it at its end. Serving the
+dashboard is :mod:`autolr._dashboard_server`.
 """
 
 from __future__ import annotations
@@ -17,28 +18,24 @@ import functools
 import importlib.util
 import sys
 import warnings
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 
-from optuna.trial import FrozenTrial, TrialState
+import optuna
 
-from autolr._context import ATTR_STEP as ATTR_STOP_STEP
+from autolr import _reports
+from autolr._recommend import Recommendation
+from autolr._result import Result
+from autolr._schema import (
+    STUDY_RECOMMENDATION,
+    STUDY_RECOMMENDED_LR,
+    STUDY_STEPS_RUN,
+    STUDY_STEPS_SAVED,
+    TrialView,
+    views,
+)
 
-if TYPE_CHECKING:
-    import optuna
-
-    from collections.abc import Sequence
-
-    from autolr._recommend import Recommendation
-    from autolr._result import Result
-
-ATTR_RECOMMENDED_LR = "autolr.recommended_lr"
-ATTR_RECOMMENDATION = "autolr.recommendation"
-#: Study user attributes: intermediate steps the trials reported, and steps early stopping saved.
-ATTR_STEPS_RUN = "autolr.steps_run"
-ATTR_STEPS_SAVED = "autolr.steps_saved"
-#: Hosts that only this machine can reach.
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-INSTALL_HINT = "pip install 'autolr[dashboard]'"
+#: optuna-dashboard's ``save_note(study, text)``.
+NoteWriter = Callable[[optuna.Study, str], None]
 
 
 def note_text(study: optuna.Study, recommendation: Recommendation, *, comparison: str = "") -> str:
@@ -72,7 +69,7 @@ def note_text(study: optuna.Study, recommendation: Recommendation, *, comparison
 
 
 @functools.lru_cache(maxsize=1)
-def _note_writer() -> Any:
+def _note_writer() -> NoteWriter | None:
     """optuna-dashboard's ``save_note``, or None when optuna-dashboard is not installed.
 
     Importing ``optuna_dashboard`` loads its web app and scikit-learn (about 3 s, measured), so
@@ -81,7 +78,8 @@ def _note_writer() -> Any:
     """
     mod = sys.modules.get("optuna_dashboard")
     if mod is not None and hasattr(mod, "save_note"):
-        return mod.save_note
+        writer: NoteWriter = mod.save_note
+        return writer
     spec = importlib.util.find_spec("optuna_dashboard")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -94,40 +92,39 @@ def _note_writer() -> Any:
         try:
             module = importlib.util.module_from_spec(note_spec)
             note_spec.loader.exec_module(module)
-            return module.save_note
+            writer = module.save_note
+            return writer
         except (OSError, ImportError, AttributeError, SyntaxError):
             break
-    from optuna_dashboard import save_note
+    from optuna_dashboard import save_note  # optional; slow to import (see above)
 
-    return save_note
+    writer = save_note
+    return writer
 
 
-def steps_saved(trials: Sequence[FrozenTrial]) -> tuple[int, int]:
+def steps_saved(trials: Sequence[TrialView]) -> tuple[int, int]:
     """(steps reported, steps saved) over ``trials``: what early stopping spared.
 
     A trial stopped at step ``s`` saved ``L - 1 - s`` steps, ``L`` being the longest curve of a
     trial that ran to the end (COMPLETE); with no complete trial nothing is known to be saved.
 
     Example:
-        >>> import optuna
         >>> from optuna.trial import TrialState, create_trial
-        >>> from optuna.distributions import FloatDistribution
         >>> full = create_trial(value=0.1, intermediate_values={i: 1.0 for i in range(10)})
         >>> stopped = create_trial(state=TrialState.PRUNED, intermediate_values={0: 9.0, 1: 99.0},
         ...                        user_attrs={"autolr.stop_step": 1})
-        >>> steps_saved([full, stopped])
+        >>> steps_saved(views([full, stopped]))
         (12, 8)
     """
-    run = sum(len(t.intermediate_values) for t in trials)
-    full = [max(t.intermediate_values) + 1 for t in trials
-            if t.state == TrialState.COMPLETE and t.intermediate_values]
+    run = sum(len(t.intermediate) for t in trials)
+    full = [max(t.intermediate) + 1 for t in trials if t.state == "COMPLETE" and t.intermediate]
     if not full:
         return run, 0
     length = max(full)
     saved = 0
     for t in trials:
-        step = t.user_attrs.get(ATTR_STOP_STEP)
-        if t.state != TrialState.COMPLETE and isinstance(step, int) and step < length - 1:
+        step = t.stop_step
+        if t.state != "COMPLETE" and step is not None and step < length - 1:
             saved += length - 1 - step
     return run, saved
 
@@ -156,23 +153,19 @@ def record_recommendation(
         True
     """
     if result is None:
-        from autolr._result import Result
-
         result = Result(study)
     rec = result.recommendation
     best_lr = result.best_lr if rec.lr is not None else None  # the lr the optimizer really ran
-    study.set_user_attr(ATTR_RECOMMENDED_LR, best_lr)
-    study.set_user_attr(ATTR_RECOMMENDATION, rec.reason)
-    run, saved = steps_saved(result._trials)
-    study.set_user_attr(ATTR_STEPS_RUN, run)
-    study.set_user_attr(ATTR_STEPS_SAVED, saved)
+    study.set_user_attr(STUDY_RECOMMENDED_LR, best_lr)
+    study.set_user_attr(STUDY_RECOMMENDATION, rec.reason)
+    run, saved = steps_saved(views(study.get_trials(deepcopy=False)))
+    study.set_user_attr(STUDY_STEPS_RUN, run)
+    study.set_user_attr(STUDY_STEPS_SAVED, saved)
     if not note:
         return
     save_note = _note_writer()
     if save_note is None:
         return
-    from autolr import _reports
-
     try:
         table = _reports.build(result).comparison
         comparison = _reports.markdown_table(table) if len(table) else ""
@@ -184,19 +177,3 @@ def record_recommendation(
             RuntimeWarning,
             stacklevel=2,
         )
-
-
-def is_loopback(host: str) -> bool:
-    """True for hosts only this machine can reach (127.x, localhost, ::1)."""
-    return host in LOOPBACK or host.startswith("127.")
-
-
-def load_server() -> Any:
-    """``optuna_dashboard.run_server``; ImportError naming the extra when it is missing."""
-    try:
-        from optuna_dashboard import run_server
-    except ImportError:
-        raise ImportError(
-            f"autolr dashboard needs optuna-dashboard: {INSTALL_HINT}"
-        ) from None
-    return run_server

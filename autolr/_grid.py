@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["log_grid"]
+from autolr._space import DEFAULT_RANGE, LRRange
+
+__all__ = ["CLASSIC_GRID_RANGE", "grid_points", "log_grid"]
 
 _EPS = 1e-9
+#: The classic comparison grid mode runs when no range or density is given.
+CLASSIC_GRID_RANGE = (1e-4, 1e-1)
 
 
 def log_grid(low: float, high: float, *, points_per_decade: int | None = None) -> list[float]:
@@ -62,3 +66,22 @@ def log_grid(low: float, high: float, *, points_per_decade: int | None = None) -
             "widen the range or ask for more points per decade"
         )
     return grid
+
+
+def grid_points(lr: LRRange, points_per_decade: int | None) -> list[float]:
+    """The learning rates of ``sampler="grid"`` for a study over ``lr``.
+
+    The classic comparison (1e-4, 1e-3, 1e-2, 1e-1) when neither the range nor the density was
+    given; else :func:`log_grid` over the range. Errors name ``points_per_decade``.
+
+    Example::
+
+        >>> grid_points(LRRange(*DEFAULT_RANGE), None)
+        [0.0001, 0.001, 0.01, 0.1]
+    """
+    if points_per_decade is None and (lr.low, lr.high) == DEFAULT_RANGE:
+        return log_grid(*CLASSIC_GRID_RANGE)
+    try:
+        return log_grid(lr.low, lr.high, points_per_decade=points_per_decade)
+    except ValueError as exc:
+        raise ValueError(f"points_per_decade: {exc}") from None

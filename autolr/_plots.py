@@ -18,14 +18,32 @@ import io
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Protocol
 
-from autolr._context import ATTR_REASON
-from autolr._space import PARAM
+import optuna
+
+from autolr._recommend import Recommendation
+from autolr._schema import TrialView, counted, views
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+
+class Plottable(Protocol):
+    """What a plot reads of a study (an :class:`autolr.Result` is one); the trials are read
+    from ``study`` (Optuna caches them)."""
+
+    @property
+    def study(self) -> optuna.Study: ...
+
+    @property
+    def direction(self) -> str: ...
+
+    @property
+    def recommendation(self) -> Recommendation: ...
+
 
 #: What :meth:`autolr.Result.plot` can draw, with the title of each figure.
 KINDS = {
@@ -49,9 +67,9 @@ _STYLE: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _mpl() -> Any:
+def _mpl() -> ModuleType:
     try:
-        import matplotlib
+        import matplotlib  # optional: pip install 'autolr[plot]'
     except ImportError:
         raise ImportError(
             "autolr's plots need matplotlib: pip install 'autolr[plot]'"
@@ -61,25 +79,35 @@ def _mpl() -> Any:
 
 def _new_axes(ax: Axes | None, *, size: tuple[float, float] = (7.5, 4.5)) -> tuple[Figure, Axes]:
     _mpl()
-    if ax is not None:
-        return ax.figure, ax  # type: ignore[return-value]
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    if ax is not None:
+        owner = ax.figure  # a Figure, or a SubFigure of one
+        return (owner if isinstance(owner, Figure) else owner.figure), ax
 
     fig = Figure(figsize=size, dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot()
 
 
-def _outcome(t: Any) -> str:
-    if t.state.name == "COMPLETE":
+def _outcome(t: TrialView) -> str:
+    if t.state == "COMPLETE":
         return "completed"
-    reason = t.user_attrs.get(ATTR_REASON)
-    return reason if reason in _STYLE else "other"
+    reason = t.stop_reason
+    return reason if reason is not None and reason in _STYLE else "other"
 
 
-def _finite(v: Any) -> bool:
-    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+def _finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _trials(result: Plottable) -> list[tuple[float, TrialView]]:
+    """``(lr, trial)`` of the trials a plot shows: those that count (:func:`autolr._schema.counted`)."""
+    return [
+        (t.lr, t) for t in views(result.study.get_trials(deepcopy=False))
+        if t.lr is not None and counted(t)
+    ]
 
 
 def _maybe_log_y(ax: Axes, values: list[float]) -> None:
@@ -88,26 +116,27 @@ def _maybe_log_y(ax: Axes, values: list[float]) -> None:
         ax.set_yscale("log")
 
 
-def plot_lr(result: Any, *, ax: Axes | None = None) -> Figure:
+def plot_lr(result: Plottable, *, ax: Axes | None = None) -> Figure:
     """Final value of every trial against its learning rate (log axis), coloured by outcome.
 
     Completed trials show their final value; stopped ones the last value they reported (a
     trial with no finite report sits on the top edge). The recommended lr is a dashed line.
     """
     fig, ax = _new_axes(ax)
-    trials = [t for t in result._trials if PARAM in t.params and t.state.is_finished()]
+    trials = _trials(result)
     points: dict[str, list[tuple[float, float | None]]] = {}
     ys: list[float] = []
-    for t in trials:
+    for lr, t in trials:
         kind = _outcome(t)
         if kind == "completed":
             y = t.value
         else:
-            finite = [v for _, v in sorted(t.intermediate_values.items()) if _finite(v)]
+            finite = [v for _, v in t.curve if _finite(v)]
             y = finite[-1] if finite else None
-        points.setdefault(kind, []).append((float(t.params[PARAM]), y if _finite(y) else None))
-        if _finite(y):
-            ys.append(float(y))  # type: ignore[arg-type]
+        y = y if y is not None and _finite(y) else None
+        points.setdefault(kind, []).append((lr, y))
+        if y is not None:
+            ys.append(float(y))
     _maybe_log_y(ax, ys)
     top = max(ys) if ys else 1.0
     shown: set[str] = set()
@@ -137,7 +166,7 @@ def plot_lr(result: Any, *, ax: Axes | None = None) -> Figure:
     return fig
 
 
-def plot_curves(result: Any, *, ax: Axes | None = None) -> Figure:
+def plot_curves(result: Plottable, *, ax: Axes | None = None) -> Figure:
     """The reported curve of every trial over steps, coloured by learning rate (log scale).
 
     The value axis is clipped at the highest starting value so that a diverging trial does not
@@ -148,15 +177,17 @@ def plot_curves(result: Any, *, ax: Axes | None = None) -> Figure:
     from matplotlib.collections import LineCollection
     from matplotlib.colors import LogNorm
 
-    segs, lrs, starts, lows, all_y = [], [], [], [], []
-    for t in result._trials:
-        if PARAM not in t.params or not t.intermediate_values:
-            continue
-        pts = [(s, v) for s, v in sorted(t.intermediate_values.items()) if _finite(v)]
+    segs: list[list[tuple[int, float]]] = []
+    lrs: list[float] = []
+    starts: list[float] = []
+    lows: list[float] = []
+    all_y: list[float] = []
+    for lr, t in _trials(result):
+        pts = [(s, v) for s, v in t.curve if _finite(v)]
         if not pts:
             continue
         segs.append(pts)
-        lrs.append(float(t.params[PARAM]))
+        lrs.append(lr)
         starts.append(pts[0][1])
         lows.append(min(v for _, v in pts))
         all_y.extend(v for _, v in pts)
@@ -188,12 +219,12 @@ def plot_curves(result: Any, *, ax: Axes | None = None) -> Figure:
     return fig
 
 
-def plot_history(result: Any, *, ax: Axes | None = None) -> Figure:
+def plot_history(result: Plottable, *, ax: Axes | None = None) -> Figure:
     """Each completed trial's value by trial number, and the best value so far as a step line."""
     fig, ax = _new_axes(ax)
     done = sorted(
-        ((t.number, float(t.value)) for t in result._trials
-         if t.state.name == "COMPLETE" and _finite(t.value)),
+        (t.number, t.value) for _, t in _trials(result)
+        if t.state == "COMPLETE" and t.value is not None and _finite(t.value)
     )
     ax.set_xlabel("trial number")
     ax.set_ylabel("value")
@@ -219,7 +250,7 @@ def plot_history(result: Any, *, ax: Axes | None = None) -> Figure:
 _PLOTTERS = {"lr": plot_lr, "curves": plot_curves, "history": plot_history}
 
 
-def figure(result: Any, kind: str = "lr", *, ax: Axes | None = None) -> Figure:
+def figure(result: Plottable, kind: str = "lr", *, ax: Axes | None = None) -> Figure:
     """Draw one of :data:`KINDS` for ``result`` (an :class:`autolr.Result`)."""
     if kind not in _PLOTTERS:
         raise ValueError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
@@ -251,7 +282,7 @@ def safe_name(name: str) -> str:
 
 
 def save_all(
-    result: Any, directory: str | Path, *, formats: tuple[str, ...] = IMAGE_FORMATS
+    result: Plottable, directory: str | Path, *, formats: tuple[str, ...] = IMAGE_FORMATS
 ) -> list[Path]:
     """Write every plot of ``result`` into ``directory`` as ``<study>-<kind>.<format>``."""
     directory = Path(directory)

@@ -30,12 +30,14 @@ from dataclasses import field
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from autolr._schema import UNSTABLE, counted, pending
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
-
-UNSTABLE_REASONS = frozenset({"nan", "inf", "diverged", "oscillating"})
+    from autolr._schema import TrialView
 
 _DEFAULT_BANDWIDTH = 0.1
 
@@ -59,6 +61,31 @@ class TrialSummary:
     value: float | None
     stop_reason: str | None = None
     curve: tuple[tuple[int, float], ...] = ()
+
+
+def summaries(trials: Iterable[TrialView]) -> list[TrialSummary]:
+    """What `recommend` reads of a study: the trials with an lr that count (see
+    :func:`autolr._schema.counted`), and the unfinished ones, which only show in the reason.
+
+    Example:
+        >>> from autolr._schema import TrialView
+        >>> lost = TrialView(number=1, trial_id=1, state="FAIL", lr=0.1, stop_reason="crashed")
+        >>> [s.number for s in summaries([TrialView(number=0, trial_id=0, state="COMPLETE",
+        ...                                         lr=0.01, value=0.5), lost])]
+        [0]
+    """
+    return [
+        TrialSummary(
+            number=t.number,
+            lr=t.lr,
+            state=t.state,
+            value=t.value,
+            stop_reason=t.stop_reason,
+            curve=t.curve,
+        )
+        for t in trials
+        if t.lr is not None and (counted(t) or pending(t))
+    ]
 
 
 @dataclass(frozen=True)
@@ -222,7 +249,7 @@ def _effective(trial: TrialSummary, sign: float) -> float:
 
 
 def _is_unstable(trial: TrialSummary) -> bool:
-    if trial.state in ("PRUNED", "FAIL") and trial.stop_reason in UNSTABLE_REASONS:
+    if trial.state in ("PRUNED", "FAIL") and trial.stop_reason in UNSTABLE:
         return True
     if trial.state == "FAIL" and trial.value is not None and not math.isfinite(trial.value):
         return True
@@ -380,8 +407,6 @@ def _kernel_average(
 
     Vectorized in blocks of rows, so 10,000 trials take about a second instead of minutes.
     """
-    import numpy as np
-
     x = np.asarray(xs, dtype=float)
     y = np.asarray(ys, dtype=float)
     targets = np.asarray(at, dtype=float)

@@ -19,32 +19,26 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from numbers import Real
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
-from autolr._context import (
-    ATTR_EXCEPTION,
-    ATTR_REASON,
-    ATTR_RETRY_OF,
-    ATTR_STEP,
-    NOT_ABOUT_LR,
-)
-from autolr._space import PARAM
+import numpy as np
+import optuna
+
+from autolr import _plots
+from autolr._plots import Plottable
+from autolr._recommend import Recommendation, curve_stats
+from autolr._schema import PARAM, UNSTABLE, TrialView, counted, views
 
 if TYPE_CHECKING:
-    import optuna
     import pandas as pd
-    from optuna.trial import FrozenTrial
-
-    from autolr._recommend import Recommendation
 
 #: Relative tolerance of ``steps_to_converge``: within 5% of the trial's final reported value.
 CONVERGE_TOL = 0.05
 #: How many last reports ``spread`` looks at.
 SPREAD_TAIL = 3
-#: Stop reasons that say the learning rate made training unstable.
-UNSTABLE = frozenset({"nan", "inf", "diverged", "oscillating"})
 
 #: Columns of :func:`trials_table`, in order, with what they mean.
 TRIAL_COLUMNS = {
@@ -120,8 +114,6 @@ def trial_figures(
         >>> f.steps_to_converge, f.best_reported, f.steps
         (2, 0.5, 4)
     """
-    from autolr._recommend import curve_stats
-
     s = curve_stats(curve, direction=direction, tail=SPREAD_TAIL, tol=CONVERGE_TOL)
     return TrialFigures(
         best_reported=s.best,
@@ -307,8 +299,8 @@ def compare_ranges(
 ) -> list[RangeRow]:
     """The learning-rate comparison: one :class:`RangeRow` per range holding trials, high lr first.
 
-    Trials that say nothing about their lr (RUNNING, WAITING, crashed, interrupted, surplus)
-    are left out.
+    Only the trials that count are compared (:func:`autolr._schema.counted`: not RUNNING,
+    WAITING, crashed, interrupted or surplus).
 
     Example:
         >>> rows = compare_ranges([
@@ -325,8 +317,7 @@ def compare_ranges(
     used = [
         o
         for o in outcomes
-        if o.state in ("COMPLETE", "PRUNED", "FAIL")
-        and o.stop_reason not in NOT_ABOUT_LR
+        if counted(o)
         and isinstance(o.lr, Real)
         and math.isfinite(o.lr)
         and o.lr > 0
@@ -386,51 +377,40 @@ def compare_ranges(
 # ============================================================================ edges: Optuna
 
 
-def _rows(trials: Sequence[FrozenTrial], *, direction: str) -> tuple[list[dict[str, Any]], list[str]]:
-    rows = []
-    extra: set[str] = set()
-    for t in trials:
-        complete = t.state.name == "COMPLETE"
-        curve = sorted(t.intermediate_values.items())
-        fig = trial_figures(curve, complete=complete, direction=direction)
-        dur = (
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            if t.datetime_complete and t.datetime_start
-            else None
-        )
-        attrs = t.user_attrs
-        row = {
-            "number": t.number,
-            "state": t.state.name,
-            "lr": t.params.get(PARAM),
-            "value": t.value if complete else None,
-            "best_reported": fig.best_reported,
-            "final_reported": fig.final_reported,
-            "steps": fig.steps,
-            "last_step": fig.last_step,
-            "stop_reason": attrs.get(ATTR_REASON),
-            "stop_step": attrs.get(ATTR_STEP),
-            "steps_to_converge": fig.steps_to_converge,
-            "spread": fig.spread,
-            "swings": fig.swings,
-            "exception": attrs.get(ATTR_EXCEPTION),
-            "retry_of": attrs.get(ATTR_RETRY_OF),
-            "duration_s": dur,
-            "started": t.datetime_start,
-        }
-        for k, v in t.params.items():
-            if k != PARAM:
-                row[f"param_{k}"] = v
-                extra.add(f"param_{k}")
-        rows.append(row)
-    return rows, sorted(extra)
+def _row(t: TrialView, *, direction: str) -> dict[str, object]:
+    """One row of :func:`trials_table`: each column of :data:`TRIAL_COLUMNS` made here, once."""
+    fig = trial_figures(t.curve, complete=t.state == "COMPLETE", direction=direction)
+    dur = (t.completed - t.started).total_seconds() if t.completed and t.started else None
+    row: dict[str, object] = {
+        "number": t.number,
+        "state": t.state,
+        "lr": t.lr,
+        "value": t.value,
+        "best_reported": fig.best_reported,
+        "final_reported": fig.final_reported,
+        "steps": fig.steps,
+        "last_step": fig.last_step,
+        "stop_reason": t.stop_reason,
+        "stop_step": t.stop_step,
+        "steps_to_converge": fig.steps_to_converge,
+        "spread": fig.spread,
+        "swings": fig.swings,
+        "exception": t.exception,
+        "retry_of": t.retry_of,
+        "duration_s": dur,
+        "started": t.started,
+    }
+    for k, v in t.params.items():
+        if k != PARAM:
+            row[f"param_{k}"] = v
+    return row
 
 
 def _direction(study: optuna.Study) -> str:
     return "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
 
 
-def trials_table(study: optuna.Study, *, trials: Sequence[FrozenTrial] | None = None) -> pd.DataFrame:
+def trials_table(study: optuna.Study, *, trials: Sequence[TrialView] | None = None) -> pd.DataFrame:
     """One row per trial of ``study`` with the columns of :data:`TRIAL_COLUMNS`.
 
     Other parameters the train function suggested follow as ``param_<name>`` columns.
@@ -445,11 +425,13 @@ def trials_table(study: optuna.Study, *, trials: Sequence[FrozenTrial] | None = 
         >>> list(trials_table(study).columns)[:4]
         ['number', 'state', 'lr', 'value']
     """
-    import pandas as pd
+    import pandas as pd  # pandas costs import time: only reports need it
 
     if trials is None:
-        trials = study.get_trials(deepcopy=False)
-    rows, extra = _rows(trials, direction=_direction(study))
+        trials = views(study.get_trials(deepcopy=False))
+    direction = _direction(study)
+    rows = [_row(t, direction=direction) for t in trials]
+    extra = sorted({k for row in rows for k in row if k not in TRIAL_COLUMNS})
     df = pd.DataFrame(rows, columns=list(TRIAL_COLUMNS) + extra)
     for col in ("lr", "value", "best_reported", "final_reported", "spread", "duration_s"):
         df[col] = df[col].astype("float64")
@@ -462,8 +444,10 @@ def trials_table(study: optuna.Study, *, trials: Sequence[FrozenTrial] | None = 
 def outcomes(table: pd.DataFrame) -> list[Outcome]:
     """The comparison's view of a :func:`trials_table`."""
 
-    def num(x: Any) -> float | None:
-        return None if x is None or x != x else float(x)  # NaN/NA -> None
+    def num(x: object) -> float | None:
+        if not isinstance(x, (int, float)) or x != x:  # None, NaN, NA -> None
+            return None
+        return float(x)
 
     out = []
     for number, state, lr, value, reason, conv, spread in zip(
@@ -505,7 +489,7 @@ def comparison_table(
         table: the study's :func:`trials_table` when the caller already built it.
         recommended_lr: the range holding it is the "best range".
     """
-    import pandas as pd
+    import pandas as pd  # pandas costs import time: only reports need it
 
     if table is None:
         table = trials_table(study)
@@ -552,7 +536,7 @@ _INT_COLUMNS = frozenset(
 )
 
 
-def _fmt(x: Any, *, col: str = "") -> str:
+def _fmt(x: object, *, col: str = "") -> str:
     """One cell for people: lr and values to 4 significant digits, shares as percentages."""
     if x is None or (isinstance(x, float) and x != x):
         return ""
@@ -560,7 +544,7 @@ def _fmt(x: Any, *, col: str = "") -> str:
         return ""
     if isinstance(x, bool) or isinstance(x, str):
         return str(x)
-    if hasattr(x, "isoformat"):
+    if isinstance(x, datetime):
         return x.isoformat(sep=" ", timespec="seconds")
     if isinstance(x, Real):
         f = float(x)
@@ -583,7 +567,10 @@ def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 def markdown_table(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (no ``tabulate`` needed); ``|`` in cells is escaped."""
     cols, body = _cells(df)
-    esc = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|").replace("\n", " ")
+
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
@@ -595,32 +582,37 @@ def text_table(df: pd.DataFrame) -> str:
     if not body:
         return "  ".join(cols) + "\n(none)"
     widths = [max(len(c), *(len(r[i]) for r in body)) for i, c in enumerate(cols)]
-    line = lambda cells: "  ".join(s.ljust(w) for s, w in zip(cells, widths)).rstrip()  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(s.ljust(w) for s, w in zip(cells, widths)).rstrip()
+
     return "\n".join([line(cols)] + [line(r) for r in body])
 
 
-def _jsonable(x: Any) -> Any:
-    if x is None:
-        return None
-    try:
-        import pandas as pd
+def _jsonable(x: object) -> object:
+    import pandas as pd  # pandas costs import time: only reports need it
 
-        if x is pd.NA or x is pd.NaT:
-            return None
-    except ImportError:  # pragma: no cover
-        pass
+    if x is None or x is pd.NA or x is pd.NaT:
+        return None
     if isinstance(x, float):
         return x if math.isfinite(x) else None
-    if hasattr(x, "item") and callable(x.item):  # numpy scalars
+    if isinstance(x, np.generic):  # numpy scalars
         return _jsonable(x.item())
-    if hasattr(x, "isoformat"):
+    if isinstance(x, datetime):
         return x.isoformat()
     return x
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+def _records(df: pd.DataFrame) -> list[dict[str, object]]:
     cols = [str(c) for c in df.columns]
     return [{c: _jsonable(v) for c, v in zip(cols, row)} for row in df.itertuples(index=False)]
+
+
+class Reportable(Plottable, Protocol):
+    """What a report reads of a study (an :class:`autolr.Result` is one): its plots' inputs and
+    its trials table."""
+
+    def trials(self) -> pd.DataFrame: ...
 
 
 @dataclass
@@ -644,10 +636,10 @@ class Report:
         return f"study {self.study_name!r} ({self.direction}): {counts}; recommended lr: {lr}"
 
 
-def build(result: Any, *, bins: int | Sequence[float] | None = None) -> Report:
+def build(result: Reportable, *, bins: int | Sequence[float] | None = None) -> Report:
     """Read a :class:`autolr.Result` into a :class:`Report`."""
     rec = result.recommendation
-    table = result._table
+    table = result.trials()
     comp = comparison_table(result.study, bins=bins, table=table, recommended_lr=rec.lr)
     return Report(result.study.study_name, result.direction, rec, table, comp)
 
@@ -727,13 +719,11 @@ def _looks_numeric(s: str) -> bool:
     return True
 
 
-def _html(rep: Report, result: Any) -> str:
+def _html(rep: Report, result: Plottable) -> str:
     rec = rep.recommendation
     lr = "none" if rec.lr is None else f"{rec.lr:.4g}"
     figures = []
     try:
-        from autolr import _plots
-
         for kind, title in _plots.KINDS.items():
             fig = _plots.figure(result, kind)
             png = _plots.to_bytes(fig, "png")
@@ -757,7 +747,7 @@ def _html(rep: Report, result: Any) -> str:
     )
 
 
-def render(result: Any, format: str = "table", *, bins: int | Sequence[float] | None = None) -> str:
+def render(result: Reportable, format: str = "table", *, bins: int | Sequence[float] | None = None) -> str:
     """The report of ``result`` as text: ``table``, ``md``, ``csv``, ``json`` or ``html``.
 
     ``csv`` is the trials table; the others hold the recommendation, the comparison and the
@@ -781,7 +771,7 @@ def render(result: Any, format: str = "table", *, bins: int | Sequence[float] | 
 
 
 def export(
-    result: Any,
+    result: Reportable,
     path: str | Path,
     *,
     format: str | None = None,

@@ -1,55 +1,32 @@
-"""The outcome of a study: :class:`Result` and :func:`load`."""
+"""The outcome of a study: :class:`Result` and :func:`load`, read from storage only.
+
+A Result reads the study's trials once (as :class:`~autolr._schema.TrialView`), recommends from
+them (:mod:`autolr._recommend`) and hands itself to the reports and plots, which read it through
+its public members; nothing here knows how the trials were run.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-from autolr import _storage
-from autolr._context import ATTR_REASON
-from autolr._space import PARAM
-
-#: Set by :func:`autolr.torch.optimizer`: the lr the optimizer ran at (the study's ``lr`` x scale).
-ATTR_EFFECTIVE_LR = "autolr.effective_lr"
+from autolr import _plots, _reports, _storage
+from autolr._recommend import Recommendation, recommend, summaries
+from autolr._schema import TrialView, views
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from pathlib import Path
-
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from autolr._recommend import Recommendation, TrialSummary
-
 
 class StudyNotFoundError(LookupError):
     """``autolr.load`` (or the command line) was given a study name the storage does not hold."""
-
-
-def summaries(trials: list[FrozenTrial]) -> list[TrialSummary]:
-    """What the recommendation needs to know of each trial that says something about its lr."""
-    from autolr._recommend import TrialSummary
-    from autolr._tune import NOT_COUNTED
-
-    out = []
-    for t in trials:
-        if PARAM not in t.params or t.user_attrs.get(ATTR_REASON) in NOT_COUNTED:
-            continue
-        out.append(
-            TrialSummary(
-                number=t.number,
-                lr=float(t.params[PARAM]),
-                state=t.state.name,
-                value=t.value if t.state == TrialState.COMPLETE else None,
-                stop_reason=t.user_attrs.get(ATTR_REASON),
-                curve=tuple(sorted(t.intermediate_values.items())),
-            )
-        )
-    return out
 
 
 class Result:
@@ -81,11 +58,13 @@ class Result:
         return self.study.get_trials(deepcopy=False)
 
     @functools.cached_property
+    def _views(self) -> list[TrialView]:
+        return views(self._trials)
+
+    @functools.cached_property
     def recommendation(self) -> Recommendation:
         """The full :class:`~autolr._recommend.Recommendation` (lr, trial, value, reason)."""
-        from autolr._recommend import recommend
-
-        return recommend(summaries(self._trials), direction=self.direction)
+        return recommend(summaries(self._views), direction=self.direction)
 
     @property
     def direction(self) -> str:
@@ -111,9 +90,10 @@ class Result:
                 f"study {self.study.study_name!r} has no finished trial to recommend from: "
                 f"{self.recommendation.reason}"
             )
-        trial = self.recommended_trial
-        if trial is not None and ATTR_EFFECTIVE_LR in trial.user_attrs:
-            return float(trial.user_attrs[ATTR_EFFECTIVE_LR])
+        number = self.recommendation.trial_number
+        trial = next((t for t in self._views if t.number == number), None)
+        if trial is not None and trial.effective_lr is not None:
+            return trial.effective_lr  # the lr autolr.torch.optimizer really ran at
         return lr
 
     @property
@@ -127,11 +107,11 @@ class Result:
     @property
     def best_trial(self) -> FrozenTrial | None:
         """The raw argmin (or argmax) over completed trials, as Optuna would pick it."""
-        done = [t for t in self._trials if t.state == TrialState.COMPLETE and t.value is not None]
+        done = [(t.value, t) for t in self._trials if t.state.name == "COMPLETE" and t.value is not None]
         if not done:
             return None
         pick = min if self.direction == "minimize" else max
-        return pick(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+        return pick(done, key=lambda pair: pair[0])[1]
 
     def explain(self) -> str:
         """A paragraph that says why :attr:`best_lr` was chosen."""
@@ -139,9 +119,7 @@ class Result:
 
     @functools.cached_property
     def _table(self) -> pd.DataFrame:
-        from autolr._reports import trials_table
-
-        return trials_table(self.study, trials=self._trials)
+        return _reports.trials_table(self.study, trials=self._views)
 
     def trials(self) -> pd.DataFrame:
         """One row per trial (a copy); ``autolr.TRIAL_COLUMNS`` says what each column means."""
@@ -158,9 +136,7 @@ class Result:
         Example:
             >>> result.comparison()[["lr_range", "trials", "verdict"]]  # doctest: +SKIP
         """
-        from autolr._reports import comparison_table
-
-        return comparison_table(
+        return _reports.comparison_table(
             self.study, bins=bins, table=self._table, recommended_lr=self.recommendation.lr
         )
 
@@ -169,9 +145,7 @@ class Result:
 
         ``html`` is one self-contained page (tables and plots embedded, opens offline).
         """
-        from autolr._reports import render
-
-        return render(self, format, bins=bins)
+        return _reports.render(self, format, bins=bins)
 
     def export(
         self,
@@ -188,9 +162,7 @@ class Result:
         Example:
             >>> result.export("report.html")  # doctest: +SKIP
         """
-        from autolr._reports import export
-
-        return export(self, path, format=format, bins=bins)
+        return _reports.export(self, path, format=format, bins=bins)
 
     def plot(self, kind: str = "lr", *, ax: Axes | None = None, path: str | Path | None = None) -> Figure:
         """Draw ``"lr"`` (final value vs lr), ``"curves"`` (all curves) or ``"history"``.
@@ -201,8 +173,6 @@ class Result:
         Example:
             >>> result.plot("lr", path="lr.png")  # doctest: +SKIP
         """
-        from autolr import _plots
-
         fig = _plots.figure(self, kind, ax=ax)
         if path is not None:
             _plots.save(fig, path)

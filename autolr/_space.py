@@ -1,20 +1,16 @@
-"""The learning-rate search range: validated bounds, the Optuna distribution, the stored record."""
+"""The learning-rate search range: validated bounds ``(low, high)`` and the default range."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from numbers import Real
-from typing import Any, Protocol, runtime_checkable
-
-from optuna.distributions import FloatDistribution
+from typing import Protocol, runtime_checkable
 
 #: The classic default learning rate of Adam-family optimizers; the first trial of a study runs it.
 DEFAULT_LR = 1e-3
 #: Two decades either side of :data:`DEFAULT_LR`.
 DEFAULT_RANGE = (1e-5, 1e-1)
-#: The name of the learning-rate parameter in every autolr study.
-PARAM = "lr"
 
 
 @runtime_checkable
@@ -31,10 +27,6 @@ class LRRange:
     low: float
     high: float
 
-    @property
-    def distribution(self) -> FloatDistribution:
-        return FloatDistribution(self.low, self.high, log=True)
-
     def contains(self, lr: float) -> bool:
         return self.low <= lr <= self.high
 
@@ -44,7 +36,7 @@ class LRRange:
         )
 
 
-def _as_bound(x: Any, *, param: str) -> float:
+def _as_bound(x: object, *, param: str) -> float:
     if isinstance(x, bool) or not isinstance(x, Real):
         raise ValueError(f"{param}: expected positive numbers (low, high), got {x!r}")
     v = float(x)
@@ -53,7 +45,7 @@ def _as_bound(x: Any, *, param: str) -> float:
     return v
 
 
-def resolve_lr(lr: Any, *, param: str = "lr") -> LRRange:
+def resolve_lr(lr: object, *, param: str = "lr") -> LRRange:
     """Validate what a user gave as ``lr=`` and return the range.
 
     Accepts a ``(low, high)`` pair or an object with ``search_range()``, such as the result of

@@ -1,26 +1,24 @@
-"""Where studies live: storage URLs, the default SQLite file, password masking, stale trials.
+"""Where studies live: storage URLs, the default SQLite file, opening, password masking.
 
 Everything that turns what a user wrote in ``storage=`` into an Optuna storage object is here, so
-the runner, :func:`autolr.load` and the command line all agree on it.
+the runner, :func:`autolr.load` and the command line all agree on it. Which process runs a trial,
+and whether it is still alive, is :mod:`autolr._liveness`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import re
-import socket
+import sqlite3
 import sys
 import time
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-if TYPE_CHECKING:
-    from optuna.storages import BaseStorage
-    from optuna.trial import FrozenTrial
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalRedisBackend
 
 #: The default storage, relative to the working directory (``AUTOLR_STORAGE`` overrides it).
 DEFAULT_STORAGE = "sqlite:///studies/autolr.db"
@@ -47,9 +45,7 @@ def is_write_error(exc: BaseException) -> bool:
     Checks SQLAlchemy's errors only when SQLAlchemy is loaded (an RDB storage was opened), so
     ``import autolr`` does not pay for importing it.
     """
-    from optuna.exceptions import StorageInternalError
-
-    if isinstance(exc, StorageInternalError):
+    if isinstance(exc, optuna.exceptions.StorageInternalError):
         return True
     sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
     return sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.SQLAlchemyError)
@@ -96,7 +92,7 @@ def describe(storage: str | BaseStorage | None) -> str:
     return type(storage).__name__
 
 
-def check_url(url: str, *, param: str = "storage") -> str:
+def check_url(url: object, *, param: str = "storage") -> str:
     """Validate a storage URL's shape without touching the network or the disk.
 
     Returns the scheme family: ``"sqlite"``, ``"rdb"``, ``"redis"`` or ``"journal"``.
@@ -197,8 +193,6 @@ def open_storage(storage: str | BaseStorage | None, *, create: bool = True) -> B
         create: when False, a SQLite or journal file that does not exist is an error instead of
             being created (used by :func:`autolr.load` and the reports).
     """
-    import optuna
-
     if storage is not None and not isinstance(storage, str):
         if isinstance(storage, optuna.storages.BaseStorage):
             return storage
@@ -221,9 +215,6 @@ def open_storage(storage: str | BaseStorage | None, *, create: bool = True) -> B
     if family == "rdb":
         return _rdb(url, sqlite=False, create=create)
     if family == "redis":
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalRedisBackend
-
         url, prefix = _redis_prefix(url)
         try:
             return JournalStorage(JournalRedisBackend(url, prefix=prefix))
@@ -232,9 +223,6 @@ def open_storage(storage: str | BaseStorage | None, *, create: bool = True) -> B
                 "storage: redis:// needs the redis client: pip install 'autolr[redis]'"
             ) from None
     # journal file
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
     path = _journal_path(url)
     if not path.exists():
         if not create:
@@ -245,8 +233,6 @@ def open_storage(storage: str | BaseStorage | None, *, create: bool = True) -> B
 
 def _redis_prefix(url: str) -> tuple[str, str]:
     """Split autolr's ``?prefix=NAME`` (a key namespace, so projects can share one Redis) off a URL."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefix = "".join(v for k, v in query if k == "prefix")
@@ -260,8 +246,6 @@ def _sqlite_wal(path: Path) -> None:
     With WAL, optuna-dashboard or a second reader can hold the file while a study writes
     (optuna-dashboard#545), and each commit appends to the log instead of rewriting pages.
     """
-    import sqlite3
-
     con = sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)
     try:
         con.execute("PRAGMA journal_mode=WAL")
@@ -275,29 +259,28 @@ def _sqlite_wal(path: Path) -> None:
         con.close()
 
 
-def _sqlite_pragmas(storage: BaseStorage) -> None:
+def _sqlite_pragmas(storage: RDBStorage) -> None:
     """``synchronous=NORMAL`` on every connection: in WAL mode a commit then needs no fsync.
 
     A process killed with SIGKILL loses nothing it committed (the log is in the OS cache); only a
     power cut or kernel crash can lose the last commits. That trade makes a SQLite write cost
     about as much as a journal-file append (benchmarks/overhead.py).
     """
-    from sqlalchemy import event
+    from sqlalchemy import event  # SQLAlchemy costs import time: RDB storages only
 
-    engine = storage.engine  # type: ignore[attr-defined]
+    engine = storage.engine
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
     engine.dispose()  # connections made while creating the tables reconnect with the pragma
 
 
 def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
-    import optuna
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import SQLAlchemyError  # SQLAlchemy costs import time: RDB storages only
 
-    engine_kwargs: dict[str, Any] = {}
+    engine_kwargs: dict[str, object] = {}
     if sqlite:
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
         if create:
@@ -305,7 +288,7 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
     try:
         for attempt in range(SCHEMA_RETRIES):
             try:
-                storage = optuna.storages.RDBStorage(
+                storage = RDBStorage(
                     url, engine_kwargs=engine_kwargs, skip_table_creation=not create
                 )
                 if sqlite:
@@ -335,103 +318,3 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
                 f"storage: {mask(url)!r} is not a SQLite database; autolr will not overwrite it"
             ) from None
         raise StorageError(f"storage: cannot open {mask(url)!r}: {mask(msg)}") from None
-
-
-# --------------------------------------------------------------------------- worker identity
-
-
-def _proc_start_time(pid: int) -> str | None:
-    """The kernel's start time of process ``pid`` (Linux), to tell a reused pid apart."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    # Field 22 (starttime); the command name (field 2) may contain spaces, so split after ')'.
-    fields = data.rsplit(")", 1)[-1].split()
-    if fields and fields[0] in ("Z", "X"):
-        return "dead"  # a zombie (killed, not yet reaped by its parent) runs nothing any more
-    return fields[19] if len(fields) > 19 else None
-
-
-def worker_id() -> str:
-    """``host:pid:start`` naming this process, stored on each trial it runs."""
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_proc_start_time(pid) or '?'}"
-
-
-def worker_is_dead(worker: str | None) -> bool:
-    """True when ``worker`` (from :func:`worker_id`) names a process on this host that is gone.
-
-    Unknown (another host, or no record) is not dead: those trials are left to heartbeats.
-    """
-    if not worker:
-        return False
-    try:
-        host, pid_s, start = worker.rsplit(":", 2)
-        pid = int(pid_s)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return False
-    if pid == os.getpid():
-        return False
-    now = _proc_start_time(pid)
-    if now is None:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return start != "?"  # alive but /proc unreadable: only trust a known start time
-    return start != "?" and now != start
-
-
-def is_stale(
-    trial: FrozenTrial,
-    *,
-    grace: float,
-    now: float | None = None,
-    worker_attr: str = "autolr.worker",
-    heartbeat_attr: str = "autolr.heartbeat",
-) -> bool:
-    """True when a RUNNING ``trial`` has no living process behind it.
-
-    A process on this host that is gone is seen at once (:func:`worker_is_dead`); elsewhere the
-    trial's last heartbeat (unix time) must be older than ``grace`` seconds; a trial that never got
-    a heartbeat counts from its start time.
-    """
-    if worker_is_dead(trial.user_attrs.get(worker_attr)):
-        return True
-    now = time.time() if now is None else now
-    beat = trial.user_attrs.get(heartbeat_attr)
-    if isinstance(beat, (int, float)) and not isinstance(beat, bool):
-        return now - float(beat) > grace
-    if trial.datetime_start is None:
-        return False
-    return (datetime.fromtimestamp(now) - trial.datetime_start).total_seconds() > grace
-
-
-@contextlib.contextmanager
-def recovery_lock(storage: str | BaseStorage | None) -> Iterator[None]:
-    """Serialize stale-trial recovery between processes sharing one SQLite file.
-
-    PostgreSQL and MySQL lock the trial row (``SELECT ... FOR UPDATE``) and journal storages reject
-    the second of two competing state changes, so a trial is failed (and its lr retried) once;
-    SQLite ignores ``FOR UPDATE``, so workers on its (necessarily local) file take an ``flock``.
-    """
-    url = default_url() if storage is None else storage
-    if not isinstance(url, str) or check_url(url) != "sqlite":
-        yield
-        return
-    import fcntl
-
-    path = sqlite_path(url)
-    lock = path.with_name(path.name + ".autolr-lock")
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

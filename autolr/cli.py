@@ -24,9 +24,16 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
-from autolr import _storage
+import optuna
+from optuna.storages import BaseStorage
+
+from autolr import _dashboard_server, _plots, _reports, _storage
+from autolr._result import Result, StudyNotFoundError, load
+from autolr._version import __version__
+from autolr._worker import build_parser as worker_options
+from autolr._worker import run_worker
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
@@ -58,13 +65,11 @@ def _storage_arg(value: str | None) -> str | None:
     return f"sqlite:///{path}"
 
 
-def _open(storage: str | None) -> Any:
-    """Open the storage for reading; a missing file is a :class:`UserError`."""
-    from optuna.exceptions import StorageInternalError
-
+def _open(storage: str | None) -> BaseStorage | None:
+    """Open the storage for reading; a missing file is a :class:`UserError`; None: no studies."""
     try:
         return _storage.open_storage(storage, create=False)
-    except StorageInternalError as exc:  # a database that cannot be reached
+    except optuna.exceptions.StorageInternalError as exc:  # a database that cannot be reached
         cause = exc.__cause__ or exc
         first = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]
         if "no such table" in first:
@@ -80,7 +85,7 @@ def _open(storage: str | None) -> Any:
         ) from None
 
 
-def _study_names(store: Any) -> list[str]:
+def _study_names(store: BaseStorage | None) -> list[str]:
     if store is None:
         return []
     try:
@@ -91,9 +96,7 @@ def _study_names(store: Any) -> list[str]:
         raise
 
 
-def _load(name: str, storage: str | None) -> Any:
-    from autolr._result import StudyNotFoundError, load
-
+def _load(name: str, storage: str | None) -> Result:
     store = _open(storage)
     if store is None:
         raise UserError(f"no study {name!r} in {_storage.describe(storage)}; studies there: none")
@@ -110,19 +113,15 @@ def _load(name: str, storage: str | None) -> Any:
 
 
 def _cmd_studies(args: argparse.Namespace) -> int:
-    import optuna
-
-    from autolr._result import Result
-
     store = _open(args.storage)
     names = _study_names(store)
-    if not names:
+    if store is None or not names:
         _say(f"no studies in {_storage.describe(args.storage)} yet")
         return EXIT_OK
     rows = [("study", "direction", "trials", "complete", "pruned", "failed", "best lr")]
     for name in names:
         result = Result(optuna.load_study(study_name=name, storage=store))
-        states = [t.state.name for t in result._trials]
+        states = [t.state.name for t in result.study.get_trials(deepcopy=False)]
         lr = result.recommendation.lr
         rows.append(
             (
@@ -142,8 +141,6 @@ def _cmd_studies(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from autolr import _reports
-
     fmt = args.format
     if args.output is not None:
         try:
@@ -168,8 +165,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from autolr import _plots
-
     directory = Path(args.output)
     if not directory.is_dir():
         raise UserError(f"-o: {args.output!r} is not an existing directory")
@@ -194,8 +189,6 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from autolr import _dashboard
-
     storage = _storage_arg(args.storage)
     store = _open(storage)
     if not _study_names(store):
@@ -204,10 +197,10 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
             "(train.run()), then start the dashboard"
         )
     try:
-        run_server = _dashboard.load_server()
+        run_server = _dashboard_server.load_server()
     except ImportError as exc:
         raise UserError(str(exc)) from None
-    if not _dashboard.is_loopback(args.host):
+    if not _dashboard_server.is_loopback(args.host):
         _say(
             f"autolr: warning: binding to {args.host}: anyone who can reach this machine on port "
             f"{args.port} can read and edit these studies (the dashboard has no login)",
@@ -252,7 +245,7 @@ def _port(value: str) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line and status 1, as for other user errors
+    def error(self, message: str) -> NoReturn:  # one line and status 1, as for other user errors
         self.print_usage(sys.stderr)
         _say(f"{self.prog}: error: {message}", err=True)
         raise SystemExit(EXIT_USER_ERROR)
@@ -260,8 +253,6 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``autolr`` argument parser; each subcommand sets ``func``."""
-    from autolr import __version__
-
     parser = _Parser(
         prog="autolr",
         description="Read autolr's learning-rate studies: list them, report, plot, and open "
@@ -310,16 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("worker", _cmd_worker, "Run trials of a study as one worker; start any number of "
             "them, on any machine that reaches the storage (docs/scaleout.md).")
-    from autolr._workers import build_parser as worker_options
-
     worker_options(p)
     return parser
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    """``autolr worker path/to/train.py:train --storage URL``: see :mod:`autolr._workers`."""
-    from autolr._workers import run_worker
-
+    """``autolr worker path/to/train.py:train --storage URL``: see :mod:`autolr._worker`."""
     return run_worker(args)
 
 
@@ -333,8 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USER_ERROR
+    command: Callable[[argparse.Namespace], int] = args.func
     try:
-        return args.func(args)
+        return command(args)
     except UserError as exc:
         _say(f"autolr {args.command}: {exc}", err=True)
         return EXIT_USER_ERROR

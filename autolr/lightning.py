@@ -32,11 +32,11 @@ try:
 except ImportError as e:  # pragma: no cover - exercised by a subprocess test
     raise ImportError("autolr.lightning needs Lightning 2.x: pip install autolr[lightning]") from e
 
-import autolr
 from autolr._callbacks import Reporting, check_monitor
+from autolr._tune import tune
 
 if TYPE_CHECKING:
-    from autolr import Result
+    from autolr._result import Result
 
 __all__ = ["AutolrCallback", "tune_lr"]
 
@@ -174,7 +174,7 @@ def tune_lr(
         lightning_setattr(model, attr, lr)
         fitter = trainer()
         callback = AutolrCallback(monitor=monitor)
-        fitter.callbacks.append(callback)
+        fitter.callbacks.append(callback)  # type: ignore[attr-defined]  # a property Lightning leaves untyped
         fitter.fit(model, **fit_kwargs)
         if callback.last_value is None:
             raise RuntimeError(
@@ -184,7 +184,7 @@ def tune_lr(
         return callback.last_value
 
     train.__name__ = train.__qualname__ = name
-    return autolr.tune(study_name=study_name or name, **options)(train).run()
+    return tune(study_name=study_name or name, **options)(train).run()
 
 
 def _probe(module: Any, trainer: Any, attr_name: str) -> tuple[str, str]:

@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-from optuna.trial import TrialState
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import check_scoring, get_scorer
@@ -50,8 +49,8 @@ from sklearn.utils.validation import check_is_fitted
 
 import autolr
 from autolr import _storage
-from autolr._context import ATTR_REASON
-from autolr._space import PARAM, resolve_lr
+from autolr._schema import ATTR_SKLEARN_FIT_TIME, ATTR_SKLEARN_SPLITS, PARAM, counted, views
+from autolr._space import resolve_lr
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -62,9 +61,6 @@ __all__ = ["LRSearchCV", "LR_PARAM_NAMES"]
 LR_PARAM_NAMES = ("learning_rate_init", "eta0", "learning_rate")
 #: Decades searched either side of the estimator's own learning rate when ``lr`` is not given.
 DEFAULT_DECADES = 2
-#: Trial user attributes written by this integration.
-ATTR_SPLITS = "autolr.sklearn.split_scores"
-ATTR_FIT_TIME = "autolr.sklearn.fit_time"
 
 _PREDICT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 
@@ -118,7 +114,7 @@ def find_lr_param(estimator: Any) -> str:
     params = final.get_params(deep=False) if hasattr(final, "get_params") else {}
     for name in LR_PARAM_NAMES:
         value = params.get(name)
-        if isinstance(value, Real) and not isinstance(value, bool) and value > 0:
+        if isinstance(value, Real) and not isinstance(value, bool) and float(value) > 0:
             return prefix + name
     raise ValueError(
         f"lr_param: cannot find the learning rate of {type(final).__name__} (looked for "
@@ -182,7 +178,7 @@ class _Staged:
 
 def _n_stages(model: Any, X: Any) -> int:
     n = getattr(model, "n_iter_", None) or getattr(model, "n_estimators_", None)
-    if isinstance(n, Integral) and n > 0:
+    if isinstance(n, Integral) and int(n) > 0:
         return int(n)
     return sum(1 for _ in model.staged_predict(X))
 
@@ -325,7 +321,7 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         True
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: dict[str, list[object] | str] = {
         "estimator": [HasMethods(["fit"])],
         "n_trials": [Interval(Integral, 1, None, closed="left")],
         "cv": ["cv_object"],
@@ -477,7 +473,7 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         if path is not None:
             _check_lr_use(path[1], path[2], lr_param)
         if self.lr is None:
-            if isinstance(center, bool) or not isinstance(center, Real) or not center > 0:
+            if isinstance(center, bool) or not isinstance(center, Real) or not float(center) > 0:
                 raise ValueError(
                     f"lr: {lr_param}={center!r} is not a positive number to search around; give "
                     "lr=(low, high)"
@@ -527,9 +523,9 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         numbers = list(self.cv_results_["trial_number"])
         if rec.lr is not None and rec.trial_number in numbers:
             self.best_lr_ = float(rec.lr)
-            self.best_index_ = numbers.index(rec.trial_number)
+            self.best_index_: int | None = numbers.index(rec.trial_number)
             self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
-        elif isinstance(center, Real) and not isinstance(center, bool) and center > 0:
+        elif isinstance(center, Real) and not isinstance(center, bool) and float(center) > 0:
             warnings.warn(
                 f"LRSearchCV: no trial completed, so best_lr_ falls back to the estimator's own "
                 f"{lr_param}={center!r}. autolr says: {rec.reason}",
@@ -653,8 +649,8 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
                 else:
                     scores = _run_plain(estimator, lr_param, lr, scorer, X, y, splits, run)
             finally:
-                trial.set_user_attr(ATTR_FIT_TIME, time.perf_counter() - t0)
-            trial.set_user_attr(ATTR_SPLITS, [float(s) for s in scores])
+                trial.set_user_attr(ATTR_SKLEARN_FIT_TIME, time.perf_counter() - t0)
+            trial.set_user_attr(ATTR_SKLEARN_SPLITS, [float(s) for s in scores])
             return float(np.mean(scores))
 
         train.__name__ = "lr_search_cv"
@@ -671,29 +667,25 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     @staticmethod
     def _cv_results(study: optuna.Study, lr_param: str, n_splits: int) -> dict[str, Any]:
-        trials = [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if PARAM in t.params and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        ]
-        trials.sort(key=lambda t: t.number)
+        """One row per trial that counts (:func:`autolr._schema.counted`), by trial number."""
+        trials = sorted(
+            (t for t in views(study.get_trials(deepcopy=False)) if t.lr is not None and counted(t)),
+            key=lambda t: t.number,
+        )
         n = len(trials)
         splits = np.full((n, n_splits), np.nan)
         for i, t in enumerate(trials):
-            s = t.user_attrs.get(ATTR_SPLITS)
-            if t.state == TrialState.COMPLETE and s is not None and len(s) == n_splits:
+            s = t.split_scores
+            if t.state == "COMPLETE" and s is not None and len(s) == n_splits:
                 splits[i] = s
         with np.errstate(all="ignore"):
-            mean = np.array(
-                [t.value if t.state == TrialState.COMPLETE else np.nan for t in trials], dtype=float
-            )
+            mean = np.array([t.value if t.value is not None else np.nan for t in trials], dtype=float)
             std = np.array([np.std(r) if np.all(np.isfinite(r)) else np.nan for r in splits])
-        lrs = np.array([t.params[PARAM] for t in trials], dtype=float)
+        lrs = np.array([t.lr for t in trials], dtype=float)
+        fit_times = [t.fit_time if t.fit_time is not None else np.nan for t in trials]
         out: dict[str, Any] = {
             "trial_number": np.array([t.number for t in trials], dtype=int),
-            "mean_fit_time": np.array(
-                [t.user_attrs.get(ATTR_FIT_TIME, np.nan) / n_splits for t in trials], dtype=float
-            ),
+            "mean_fit_time": np.array(fit_times, dtype=float) / n_splits,
             f"param_{lr_param}": lrs,
             "params": [{lr_param: float(v)} for v in lrs],
         }
@@ -702,14 +694,11 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         out["mean_test_score"] = mean
         out["std_test_score"] = std
         out["rank_test_score"] = _rank(mean)
-        out["state"] = np.array([t.state.name for t in trials], dtype=object)
-        out["stop_reason"] = np.array([t.user_attrs.get(ATTR_REASON) for t in trials], dtype=object)
-        out["n_steps"] = np.array([len(t.intermediate_values) for t in trials], dtype=int)
+        out["state"] = np.array([t.state for t in trials], dtype=object)
+        out["stop_reason"] = np.array([t.stop_reason for t in trials], dtype=object)
+        out["n_steps"] = np.array([len(t.intermediate) for t in trials], dtype=int)
         out["last_reported_score"] = np.array(
-            [
-                t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else np.nan
-                for t in trials
-            ],
+            [t.intermediate[max(t.intermediate)] if t.intermediate else np.nan for t in trials],
             dtype=float,
         )
         return out
@@ -743,7 +732,7 @@ def _patience(final: Any) -> tuple[float | None, int]:
     tol = params.get("tol", 1e-4)
     n = params.get("n_iter_no_change", 10)
     tol = float(tol) if isinstance(tol, Real) and not isinstance(tol, bool) else None
-    n = int(n) if isinstance(n, Integral) and not isinstance(n, bool) and n >= 1 else 10
+    n = int(n) if isinstance(n, Integral) and not isinstance(n, bool) and int(n) >= 1 else 10
     return tol, n
 
 

@@ -19,7 +19,7 @@ import optuna
 import pytest
 
 import autolr
-from autolr import _dashboard
+from autolr import _dashboard, _dashboard_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -82,8 +82,8 @@ def test_note_without_trials() -> None:
 
 
 def test_loopback() -> None:
-    assert _dashboard.is_loopback("127.0.0.1") and _dashboard.is_loopback("localhost")
-    assert not _dashboard.is_loopback("0.0.0.0") and not _dashboard.is_loopback("192.168.1.5")
+    assert _dashboard_server.is_loopback("127.0.0.1") and _dashboard_server.is_loopback("localhost")
+    assert not _dashboard_server.is_loopback("0.0.0.0") and not _dashboard_server.is_loopback("192.168.1.5")
 
 
 def test_autolr_dashboard_command_serves_the_study(tuned_db: str) -> None:

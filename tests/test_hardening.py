@@ -214,6 +214,7 @@ def test_report_fuzz_never_crashes_and_never_calls_non_finite_stable() -> None:
 
     from autolr._context import TrialContext
     from autolr._stability import Stability, StabilityMonitor
+    from autolr._stopping import StopJudge
 
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     values = st.one_of(
@@ -227,7 +228,7 @@ def test_report_fuzz_never_crashes_and_never_calls_non_finite_stable() -> None:
     @given(st.lists(values, min_size=1, max_size=30))
     def check(seq: list[object]) -> None:
         trial = study.ask()
-        ctx = TrialContext(trial, monitor=StabilityMonitor(Stability()), flush_interval=1e9)
+        ctx = TrialContext(trial, judge=StopJudge(StabilityMonitor(Stability())), flush_interval=1e9)
         try:
             for v in seq:
                 is_number = isinstance(v, (int, float)) and not isinstance(v, bool)

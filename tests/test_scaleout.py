@@ -23,7 +23,7 @@ import pytest
 from optuna.trial import TrialState
 
 import autolr
-from autolr import _storage, _workers
+from autolr import _liveness, _loop, _record, _sampling, _scaleout, _schema, _study
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 40
@@ -122,7 +122,7 @@ def _check_study(storage: str, *, lost: int | None) -> None:
     assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == N, [(t.number, t.state.name, t.user_attrs) for t in trials]
-    assert sum(1 for t in trials if autolr._tune.counted(t)) == N
+    assert sum(1 for t in _schema.views(trials) if _schema.counted(t)) == N
     lrs = [t.params["lr"] for t in complete]
     assert len(set(lrs)) == N  # a retry re-runs a FAILed trial's lr, so COMPLETE lrs are unique
     assert lrs.count(1e-3) == 1  # the default is measured once
@@ -229,10 +229,7 @@ def test_surplus_ranks_by_number_and_counts_queued_trials(tmp_path: Path) -> Non
 
     import optuna
 
-    from autolr._tune import _Runner
-
-    runner = _Runner(train, n_trials=3, timeout=None, show_progress_bar=False, kwargs={})
-    study = runner.open_study()
+    study = _study.open_study(train.config, train.study_name)
     storage = study._storage
 
     def fresh() -> optuna.Trial:  # a trial another worker just created (RUNNING)
@@ -241,24 +238,24 @@ def test_surplus_ranks_by_number_and_counts_queued_trials(tmp_path: Path) -> Non
     study.enqueue_trial({"lr": 0.01})  # 0: WAITING (a queued retry) holds a slot
     b, c, d = fresh(), fresh(), fresh()  # 1, 2 within the total; 3 one too many
     assert [t.number for t in (b, c, d)] == [1, 2, 3]
-    assert not runner.is_surplus(study, c) and runner.is_surplus(study, d)
+    assert not _loop.is_surplus(study, c, 3) and _loop.is_surplus(study, d, 3)
     a = study.ask()  # the queued trial is popped later: it ranks by its number
-    assert a.number == 0 and not runner.is_surplus(study, a)
-    runner.release(study, d)
+    assert a.number == 0 and not _loop.is_surplus(study, a, 3)
+    _record.release(study, d)
     assert study.trials[3].state == TrialState.FAIL
     assert study.trials[3].user_attrs["autolr.stop_reason"] == "surplus"
     study.tell(b, state=TrialState.FAIL)  # an exception: counted, still holds its slot
     study.enqueue_trial({"lr": 0.02})  # 4: queued while all slots are held
     e = study.ask()
-    assert e.number == 4 and runner.is_surplus(study, e)
+    assert e.number == 4 and _loop.is_surplus(study, e, 3)
 
 
 def test_worker_seeds_differ_and_worker_zero_keeps_the_seed() -> None:
-    assert _workers.worker_seed(7, 0) == 7
-    assert _workers.worker_seed(None, 3) is None
-    seeds = {_workers.worker_seed(7, i) for i in range(8)}
+    assert _sampling.worker_seed(7, 0) == 7
+    assert _sampling.worker_seed(None, 3) is None
+    seeds = {_sampling.worker_seed(7, i) for i in range(8)}
     assert len(seeds) == 8
-    assert _workers.worker_seed(7, 2) == _workers.worker_seed(7, 2)  # deterministic
+    assert _sampling.worker_seed(7, 2) == _sampling.worker_seed(7, 2)  # deterministic
 
 
 def _closure_tuned() -> autolr.Tuned:  # type: ignore[type-arg]
@@ -276,7 +273,7 @@ def test_workers_refuse_closures_and_objects_with_clear_errors() -> None:
     with pytest.raises(TypeError, match="lambda"):
         lam.run(workers=2)
     with pytest.raises(autolr.StorageError, match="memory"):
-        _workers.shareable_url("sqlite:///:memory:")
+        _scaleout.shareable_url("sqlite:///:memory:")
     with pytest.raises(ValueError, match="workers: expected an int >= 1"):
         autolr.tune(lambda lr: lr).run(workers=-1)
 
@@ -309,9 +306,9 @@ def test_a_stale_heartbeat_is_stale_and_a_fresh_one_is_not() -> None:
 
     now = time.time()
     other = "some-other-host:123:456"
-    assert _storage.is_stale(running({"autolr.worker": other, "autolr.heartbeat": now - 61}), grace=60)
-    assert not _storage.is_stale(running({"autolr.worker": other, "autolr.heartbeat": now - 5}), grace=60)
-    assert not _storage.is_stale(running({"autolr.worker": other}), grace=60)  # just started
+    assert _liveness.is_stale(running({"autolr.worker": other, "autolr.heartbeat": now - 61}), grace=60)
+    assert not _liveness.is_stale(running({"autolr.worker": other, "autolr.heartbeat": now - 5}), grace=60)
+    assert not _liveness.is_stale(running({"autolr.worker": other}), grace=60)  # just started
 
 
 # ----------------------------------------------------------------------------- servers
@@ -401,17 +398,16 @@ RECOVER = textwrap.dedent(
     """
     import sys, time
     import autolr
-    from autolr._tune import _Runner
+    from autolr import _record, _schema, _study
 
     @autolr.tune(n_trials=5, storage=sys.argv[1], show_progress_bar=False)
     def train(lr: float) -> float:
         return lr
 
-    runner = _Runner(train, n_trials=5, timeout=None, show_progress_bar=False, kwargs={})
-    study = runner.open_study()
+    study = _study.open_study(train.config, train.study_name)
     while time.time() < float(sys.argv[2]):  # all detectors start together
         pass
-    runner.recover_stale(study, study.get_trials(deepcopy=False))
+    _record.recover_stale(study, _schema.views(study.get_trials(deepcopy=False)), sys.argv[1])
     """
 )
 
@@ -430,9 +426,7 @@ def _stale_trial_then_race(storage: str) -> None:
     def train(lr: float) -> float:
         return lr
 
-    from autolr._tune import _Runner
-
-    study = _Runner(train, n_trials=5, timeout=None, show_progress_bar=False, kwargs={}).open_study()
+    study = _study.open_study(train.config, train.study_name)
     trial = study.ask()
     trial.suggest_float("lr", 1e-5, 1e-1, log=True)
     study._storage.set_trial_user_attr(trial._trial_id, "autolr.worker", _dead_worker_id())

@@ -10,6 +10,7 @@ ends in NaN or inf still gives a suggestion.
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import math
 import random
@@ -241,15 +242,17 @@ def suggest_lrs(
     return out
 
 
-def centred_smooth(logx: Sequence[float], y: Sequence[float], *, sigma: float) -> np.ndarray:
+def centred_smooth(
+    logx: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, *, sigma: float
+) -> np.ndarray:
     """Gaussian smoothing of ``y`` over ``logx`` (width ``sigma``): symmetric, so no lag."""
     lx = np.asarray(logx, dtype=float)
     yy = np.asarray(y, dtype=float)
     w = np.exp(-0.5 * ((lx[:, None] - lx[None, :]) / sigma) ** 2)
-    return (w @ yy) / w.sum(axis=1)
+    return np.asarray((w @ yy) / w.sum(axis=1), dtype=float)
 
 
-def ema_smooth(y: Sequence[float], *, beta: float) -> np.ndarray:
+def ema_smooth(y: Sequence[float] | np.ndarray, *, beta: float) -> np.ndarray:
     """The bias-corrected exponential moving average (fastai's and this sweep's stop rule)."""
     out = np.empty(len(y))
     avg = 0.0
@@ -447,7 +450,7 @@ def find_lr(
                 x, y = _to(x, device), _to(y, device)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                     loss = criterion(_call(model, x), y)
-                scaler.scale(loss / accumulation_steps).backward()
+                scaler.scale(loss / accumulation_steps).backward()  # type: ignore[no-untyped-call]
                 total += float(loss.detach().float()) / accumulation_steps
             if step is None:
                 assert optimizer is not None
@@ -519,8 +522,6 @@ def _check_form(
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    import inspect
-
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # builtins without a signature
@@ -634,7 +635,8 @@ class _Snapshot:
         }
         self.others = [(obj, copy.deepcopy(obj.state_dict())) for obj in others]
         self.rng_torch = torch.get_rng_state()
-        self.rng_cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        cuda = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]  # untyped in torch
+        self.rng_cuda = torch.cuda.get_rng_state_all() if cuda else None
         self.rng_python = random.getstate()
         self.rng_numpy = np.random.get_state()
         self.generators = [(g, g.get_state()) for g in generators]
@@ -658,8 +660,8 @@ class _Snapshot:
             torch.cuda.set_rng_state_all(self.rng_cuda)
         random.setstate(self.rng_python)
         np.random.set_state(self.rng_numpy)
-        for g, state in self.generators:
-            g.set_state(state)
+        for gen, state in self.generators:
+            gen.set_state(state)
 
     def _restore_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         optimizer.state.clear()

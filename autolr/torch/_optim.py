@@ -26,6 +26,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from autolr._schema import ATTR_EFFECTIVE_LR, PARAM
+
 if TYPE_CHECKING:
     import optuna
     import torch
@@ -92,12 +94,12 @@ def optimizer(
 
     names = check_choices(choices, OPTIMIZERS)
     if lr is None:
-        lr = trial.suggest_float("lr", *LR_RANGE, log=True)
+        lr = trial.suggest_float(PARAM, *LR_RANGE, log=True)
     elif not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     name = str(trial.suggest_categorical("optimizer", names))
     effective = float(lr) * LR_SCALE[name]
-    trial.set_user_attr("autolr.effective_lr", effective)
+    trial.set_user_attr(ATTR_EFFECTIVE_LR, effective)
 
     if name == "adam":
         return torch.optim.Adam(params, lr=effective)

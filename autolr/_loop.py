@@ -1,0 +1,265 @@
+"""The loop every worker runs: decide what to run next, run it, record it; until the study is done.
+
+A worker (a thread, a process, or a host running ``autolr worker``) runs :func:`run_loop` on a
+study; the storage is the only thing workers share, and there is no coordinator. Each turn:
+
+1. read the study's trials as :class:`~autolr._schema.TrialView`, after failing the trials of
+   dead workers and queueing their lr again (:func:`autolr._record.recover_stale`);
+2. decide what to run next (:func:`next_step`, the one decision point): stop (the study holds
+   ``n_trials`` finished trials), wait (the last slots are running elsewhere), or start a trial
+   (which samples a new lr, pops a queued retry, or re-checks a candidate);
+3. start it (:func:`autolr._record.start`); a trial another worker's race made one too many is
+   released; otherwise :func:`run_trial` calls the train function inside a
+   :class:`~autolr._context.TrialContext` judged by :mod:`autolr._stopping`, and hands the
+   outcome to :mod:`autolr._record`.
+
+Time (``timeout``) and a stop event (another thread failed) end the loop before the study is
+read again.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import optuna
+
+from autolr import _record, _storage
+from autolr._config import TuneConfig
+from autolr._context import TrialContext, TrialPruned, active, as_number
+from autolr._liveness import Heartbeat
+from autolr._sampling import Recheck, recheck_for
+from autolr._schema import PARAM, StopReason, TrialView, counted, pending, views
+from autolr._stopping import judge_for
+from autolr._target import Target
+
+#: Seconds a worker waits between two looks at the study while other workers hold the last slots.
+POLL_S = 0.25
+#: If this many first trials of a study all raise the same exception, it is a bug: re-raise it.
+SAME_ERROR_LIMIT = 2
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one worker's loop needs, fixed for the run (``config.n_trials`` is the total)."""
+
+    study: optuna.Study
+    config: TuneConfig
+    target: Target
+    kwargs: Mapping[str, object]
+    worker: str
+    deadline: float | None = None
+    progress: Callable[[int], None] | None = None
+
+    @property
+    def n_trials(self) -> int:
+        return self.config.n_trials
+
+
+# ----------------------------------------------------------------------------- counting
+
+
+@dataclass(frozen=True)
+class Slots:
+    """The study's budget as one worker sees it.
+
+    ``finished`` trials count (:func:`autolr._schema.counted`); ``holders`` are the numbers of
+    every trial holding a slot: those, plus RUNNING and WAITING (queued) ones. A trial's number is
+    fixed when it is created, and a trial only ever *loses* its slot (a crash), so ranking
+    holders by number gives every worker the same answer to "is this trial within the total?"
+    (:func:`is_surplus`), whatever it saw and when.
+    """
+
+    finished: int
+    holders: tuple[int, ...]
+    queued: bool
+
+    @classmethod
+    def of(cls, trials: Sequence[TrialView]) -> Slots:
+        return cls(
+            finished=sum(1 for t in trials if counted(t)),
+            holders=tuple(t.number for t in trials if counted(t) or pending(t)),
+            queued=any(t.state == "WAITING" for t in trials),
+        )
+
+
+def is_surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
+    """Another worker took the last slot while ``trial`` was being created."""
+    holders = Slots.of(views(study.get_trials(deepcopy=False))).holders
+    return sum(1 for n in holders if n < trial.number) >= n_trials
+
+
+# ----------------------------------------------------------------------------- what to run next
+
+
+@dataclass(frozen=True)
+class Start:
+    """Start a trial: sampled (or popped from the queue), or re-checking a candidate."""
+
+    recheck: Recheck | None = None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The last slots are held by other workers' trials: look again in a moment."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The study holds its ``n_trials`` finished trials."""
+
+
+Step: TypeAlias = "Start | Wait | Stop"
+
+
+def next_step(run: Run, trials: Sequence[TrialView], slots: Slots) -> Step:
+    """What this worker does next, given the study's trials: the loop's one decision point."""
+    if slots.finished >= run.n_trials:
+        return Stop()
+    if len(slots.holders) >= run.n_trials and not slots.queued:
+        return Wait()
+    budget = run.config.recheck or 0
+    recheck = recheck_for(
+        trials,
+        finished=slots.finished,
+        n_trials=run.n_trials,
+        budget=budget,
+        direction=run.config.direction,
+        base_seed=run.target.base_seed(run.kwargs) if budget else 0,
+    )
+    return Start(recheck)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def run_loop(run: Run, stop: threading.Event | None = None) -> None:
+    """Run trials until the study holds ``n_trials`` finished ones (or time or ``stop`` is up).
+
+    Several loops (threads, processes, hosts) may share the study: while the remaining slots
+    are held by other workers' running trials this one waits, recovering trials of dead
+    workers, so a lost trial is retried and the total still reached.
+    """
+    beat = Heartbeat.get()
+    while stop is None or not stop.is_set():
+        if run.deadline is not None and time.monotonic() >= run.deadline:
+            break
+        trials = read_trials(run)
+        slots = Slots.of(trials)
+        if run.progress is not None:
+            run.progress(slots.finished)
+        step = next_step(run, trials, slots)
+        if isinstance(step, Stop):
+            break
+        if isinstance(step, Wait):
+            time.sleep(POLL_S)
+            continue
+        trial = _record.start(run.study, worker=run.worker, recheck=step.recheck)
+        if is_surplus(run.study, trial, run.n_trials):
+            _record.release(run.study, trial)
+            continue
+        seed = step.recheck.seed if step.recheck is not None else None
+        try:
+            with beat.beating(trial.storage, trial._trial_id):
+                run_trial(run, trial, trials, seed)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            print(
+                f"autolr: trial {trial.number} was failed as stale by another worker (no "
+                "heartbeat within the grace period); its result is dropped and its lr retried",
+                file=sys.stderr,
+            )
+        except KeyboardInterrupt:
+            done = Slots.of(views(run.study.get_trials(deepcopy=False))).finished
+            print(
+                f"\nautolr: interrupted; study {run.study.study_name!r} keeps {done} of "
+                f"{run.n_trials} trials in {_storage.describe(run.config.storage)}. "
+                "Run again (train.run()) to resume.",
+                file=sys.stderr,
+            )
+            raise
+
+
+def read_trials(run: Run) -> list[TrialView]:
+    """The study's trials, after recovering the trials of dead workers."""
+    trials = views(run.study.get_trials(deepcopy=False))
+    if _record.recover_stale(run.study, trials, run.config.storage):
+        trials = views(run.study.get_trials(deepcopy=False))
+    return trials
+
+
+# ----------------------------------------------------------------------------- one trial
+
+
+def run_trial(
+    run: Run, trial: optuna.Trial, trials: Sequence[TrialView], seed: int | None = None
+) -> None:
+    """Call the train function for ``trial`` and record how it ended.
+
+    A stopped trial is PRUNED, Ctrl-C is ``interrupted`` (retried), an exception is FAIL
+    ``exception`` (re-raised unless ``catch`` holds it and it is not the same bug on every first
+    trial); reports are flushed first, always.
+    """
+    config = run.config
+    lr = trial.suggest_float(PARAM, config.lr.low, config.lr.high, log=True)
+    ctx = TrialContext(trial, judge=judge_for(config, trials))
+    try:
+        with active(ctx):
+            out = run.target.call(trial, lr, run.kwargs, seed)
+    except optuna.TrialPruned as exc:
+        ctx.flush()
+        if isinstance(exc, TrialPruned):
+            _record.finish(run.study, trial, _record.stopped(exc.reason, exc.step))
+        else:
+            _record.finish(run.study, trial, _record.stopped(StopReason.PRUNED, ctx.last_step))
+        return
+    except KeyboardInterrupt:
+        ctx.flush()
+        _record.interrupted(run.study, trial)
+        raise
+    except Exception as exc:
+        ctx.flush()
+        message = _storage.mask(f"{type(exc).__name__}: {exc}")[:1000]
+        _record.finish(run.study, trial, _record.failed(StopReason.EXCEPTION, exception=message))
+        if not isinstance(exc, config.catch) or same_error_again(run, message):
+            raise
+        return
+    ctx.flush()
+    _record_return(run, trial, ctx, out)
+
+
+def _record_return(run: Run, trial: optuna.Trial, ctx: TrialContext, out: object) -> None:
+    """The train function returned ``out``: a value, or a trial told to stop that returned."""
+    if ctx.stopped is not None:
+        # autolr told the trial to stop and the function (or a framework callback) caught
+        # TrialPruned and returned normally: a trial told to stop is recorded as stopped.
+        _record.finish(run.study, trial, _record.stopped(ctx.stopped.reason, ctx.stopped.step))
+        return
+    try:
+        value = as_number(out, what=f"the return value of {run.target.qualname}()")
+    except TypeError as exc:
+        outcome = _record.failed(StopReason.EXCEPTION, exception=f"TypeError: {exc}")
+        _record.finish(run.study, trial, outcome)
+        raise TypeError(str(exc)) from None
+    if not math.isfinite(value):
+        outcome = _record.failed(StopReason.non_finite(value), step=ctx.last_step)
+        _record.finish(run.study, trial, outcome)
+        return
+    _record.finish(run.study, trial, _record.completed(value))
+
+
+def same_error_again(run: Run, message: str) -> bool:
+    """True when the study's first trials all failed with this very exception: a bug."""
+    first = sorted((t for t in views(run.study.get_trials(deepcopy=False)) if counted(t)),
+                   key=lambda t: t.number)
+    limit = min(SAME_ERROR_LIMIT, run.n_trials)
+    if len(first) < limit:
+        return False
+    return all(
+        t.state == "FAIL" and t.stop_reason == StopReason.EXCEPTION and t.exception == message
+        for t in first[:limit]
+    ) and not any(t.state != "FAIL" for t in first)

@@ -12,7 +12,7 @@ Example:
     >>> TuneConfig.build(n_trials=0)
     Traceback (most recent call last):
     ...
-    ValueError: n_trials: expected an int >= 1, got 0
+    ValueError: n_trials: expected an int >= 1 or None, got 0
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ grown the same way, then half a decade either side of the best (:func:`decide_fu
 
 Everything here is decided from the trials observed so far (:class:`Seen`), so the same call
 gives the same answer after a crash, on resume, and in every worker: a point whose trial was
-lost is simply owed again. No Optuna, no I/O (trials arrive as :class:`~autolr._schema.TrialView`);
+lost keeps the reports it made (they are facts about its lr), and what it still owed is run
+again. No Optuna, no I/O (trials arrive as :class:`~autolr._schema.TrialView`);
 :mod:`autolr._search_loop` runs it. Every default
 was chosen on the tuning half of ``benchmarks/`` (``docs/stability.md``).
 
@@ -74,9 +75,10 @@ SEARCH_NAME = "halving"
 #: How a trial looks to the search.
 #: ``paused``: parked by this worker, can be resumed; ``busy``: running elsewhere (or queued);
 #: ``complete``: returned a value; ``unstable``: NaN, inf, diverged, oscillating;
-#: ``failed``: raised; ``stopped``: stopped by the search; ``lost``: crashed or interrupted.
+#: ``failed``: raised; ``stopped``: stopped by the search; ``lost``: its process died or was
+#: interrupted (what it reported still counts; a point lost twice with nothing to show is dropped).
 Status = Literal["paused", "busy", "complete", "unstable", "failed", "stopped", "lost"]
-ENDED = ("complete", "unstable", "failed", "stopped")
+ENDED = ("complete", "unstable", "failed", "stopped", "lost")
 
 
 def key(x: float) -> float:
@@ -241,30 +243,37 @@ def _anchors(default_lr: float | None) -> tuple[float, ...]:
 class _Board:
     """The trials by learning rate, and the actions a decision collects."""
 
-    def __init__(self, spec: SearchSpec, seen: Sequence[Seen]) -> None:
+    def __init__(self, spec: SearchSpec, seen: Sequence[Seen], length: int | None) -> None:
         self.spec = spec
+        self.length = length
         self.by_x: dict[float, list[Seen]] = {}
         for s in seen:
             self.by_x.setdefault(key(s.x), []).append(s)
         self.actions: list[Action] = []
         self.pending = False
-        self.started = len({x for x, ts in self.by_x.items() if any(t.status != "lost" for t in ts)})
+        self.started = len(self.by_x)
 
     def rep(self, x: float) -> Seen | None:
-        """The trial that speaks for ``x``: the one that got furthest (lost trials never)."""
-        live = [s for s in self.by_x.get(key(x), ()) if s.status != "lost"]
-        if not live:
+        """The trial that speaks for ``x``: one still going, else the one that got furthest (a
+        lost trial speaks for the reports it made, like a stopped one)."""
+        runs = self.by_x.get(key(x), ())
+        if not runs:
             return None
-        return max(live, key=lambda s: (len(s.values), s.status == "complete", -s.number))
+        return max(runs, key=lambda s: (s.status != "lost", len(s.values),
+                                        s.status == "complete", -s.number))
 
     def lost_twice(self, x: float) -> bool:
-        return sum(s.status == "lost" for s in self.by_x.get(key(x), ())) >= 2
+        """Two trials of ``x`` died before reporting anything: the lr is left alone."""
+        runs = self.by_x.get(key(x), ())
+        return sum(s.status == "lost" and not s.values for s in runs) >= 2
 
     def value(self, x: float, budget: int | None) -> float | None:
         """``x``'s value at ``budget`` reports (None: at its end), None when not there yet."""
         s = self.rep(x)
         if s is None:
-            return INF if self.lost_twice(x) else None
+            return None
+        if self.lost_twice(x) and s.status == "lost" and not s.values:
+            return INF
         if budget is None:
             if s.status == "complete":
                 return s.tail()
@@ -277,10 +286,12 @@ class _Board:
 
     def need(self, x: float, budget: int | None) -> None:
         """Make sure ``x`` gets ``budget`` reports (None: its end); collect what that takes."""
+        if budget is not None and self.length is not None and budget >= self.length:
+            budget = None  # a trial at its last report is let finish, never paused there
         s = self.rep(x)
-        if s is None and self.lost_twice(x):
+        if s is not None and s.status == "lost" and not s.values and self.lost_twice(x):
             return  # a learning rate that killed its process twice is left alone
-        if s is None or (s.status == "stopped" and self.value(x, budget) is None):
+        if s is None or (s.status in ("stopped", "lost") and self.value(x, budget) is None):
             # never started, or stopped short of what it needs now: a new trial runs it (unless
             # the study's n_trials is used up: then the search goes on without this point)
             if self.can_start():
@@ -303,10 +314,21 @@ class _Board:
                 self.actions.append(Halt(s.number))
 
     def ranked(self, xs: Sequence[float], budget: int | None) -> list[float]:
-        """The points of ``xs`` with a finite value at ``budget``, best first (ties: higher lr)."""
+        """The points of ``xs`` with a finite value at ``budget``, best first (ties: the lower
+        lr, the safer one; a plateau of equal values never pulls the range upwards)."""
         vals = {x: self.value(x, budget) for x in xs}
         ok = [x for x in xs if (v := vals[x]) is not None and v < INF]
-        return sorted(ok, key=lambda x: (vals[x], -x))
+        return sorted(ok, key=lambda x: (vals[x], x))
+
+    def finish_the_finished(self) -> None:
+        """Paused trials that already made a full run's reports are let return (no cost)."""
+        if self.length is None:
+            return
+        for runs in self.by_x.values():
+            for s in runs:
+                if s.status == "paused" and len(s.values) >= self.length:
+                    self.actions.append(Resume(s.number, None))
+                    self.pending = True
 
     def result(self) -> list[Action]:
         if self.actions:
@@ -324,8 +346,11 @@ def decide(spec: SearchSpec, seen: Sequence[Seen], *, length: int | None) -> lis
         length: reports of a full run, once a trial has finished (None before).
     """
     if spec.full_runs or (length is not None and length < MIN_REPORTS):
-        return decide_full_runs(spec, seen)
-    board = _Board(spec, seen)
+        return decide_full_runs(spec, seen, length=length)
+    board = _Board(spec, seen, length)
+    board.finish_the_finished()
+    if board.pending:
+        return board.result()
     b0 = FIRST_BUDGET
     xs = _bracket(board, b0)
     if board.pending:
@@ -380,11 +405,17 @@ def _bracket(board: _Board, budget: int) -> list[float]:
         xs = sorted(xs + new)
 
 
-def decide_full_runs(spec: SearchSpec, seen: Sequence[Seen]) -> list[Action]:
+def decide_full_runs(
+    spec: SearchSpec, seen: Sequence[Seen], *, length: int | None = None
+) -> list[Action]:
     """The search when every trial is a whole run: a grid a decade apart through the anchors,
     grown a decade at a time while its best is on an edge, then half a decade either side of
-    the best."""
-    board = _Board(spec, seen)
+    the best. (Trials paused before the search learned that runs are this short are let finish
+    when they are at their end, and halted otherwise.)"""
+    board = _Board(spec, seen, length)
+    board.finish_the_finished()
+    if board.pending:
+        return board.result()
     lo, hi = spec.limits
     xs = spec.grid(spacing=1.0)
     while True:
@@ -402,9 +433,10 @@ def decide_full_runs(spec: SearchSpec, seen: Sequence[Seen]) -> list[Action]:
             break
         xs = sorted(xs + [new])
     best = board.ranked(xs, None)[0]
-    for x in (key(best - 0.5), key(best + 0.5)):
-        if lo - 1e-9 <= x <= hi + 1e-9:
-            board.need(x, None)
+    refine = [x for x in (key(best - 0.5), key(best + 0.5)) if lo - 1e-9 <= x <= hi + 1e-9]
+    board.halt_others(set(xs) | set(refine), list(board.by_x))
+    for x in refine:
+        board.need(x, None)
     return board.result()
 
 
@@ -417,8 +449,8 @@ def pick(seen: Sequence[Seen]) -> Seen | None:
 
 
 def measured_range(seen: Sequence[Seen]) -> tuple[float, float] | None:
-    """The lowest and highest log10 lr the search measured (lost trials aside)."""
-    xs = [s.x for s in seen if s.status != "lost"]
+    """The lowest and highest log10 lr the search measured (lost trials with no report aside)."""
+    xs = [s.x for s in seen if s.status != "lost" or s.values]
     return (min(xs), max(xs)) if xs else None
 
 
@@ -506,3 +538,36 @@ def spec_from_json(
         )
     except (ValueError, KeyError, TypeError, IndexError):
         return None
+
+
+#: A halted trial whose reports rose this much above its first one diverged.
+RISE = 0.1
+#: ... or whose last report is this many times the worst healthy trial's at the same report.
+FAR = 10.0
+
+
+def halt_reason(seen: Sequence[Seen], number: int) -> str:
+    """Why the search stops trial ``number``: ``diverged`` when its loss rose above where it
+    started, or sits ``FAR`` times above every healthy trial's at the same report; else
+    ``underperforming`` (it was merely behind).
+
+    Example:
+        >>> a = Seen(0, -3.0, "paused", (1.0, 0.5))
+        >>> b = Seen(1, 1.0, "paused", (50.0, 400.0))
+        >>> halt_reason([a, b], 1), halt_reason([a, b], 0)
+        ('diverged', 'underperforming')
+    """
+    me = next(s for s in seen if s.number == number)
+    vals = [v for v in me.values if math.isfinite(v)]
+    if len(vals) != len(me.values) or not vals:
+        return "diverged" if vals != list(me.values) else "underperforming"
+    first, last = vals[0], vals[-1]
+    if len(vals) >= 2 and last - first > RISE * abs(first):
+        return "diverged"
+    i = len(vals) - 1
+    peers = [s.values[i] for s in seen
+             if s.number != number and s.status != "unstable" and len(s.values) > i
+             and math.isfinite(s.values[i]) and s.values[i] > 0]
+    if peers and last > 0 and last > FAR * max(peers):
+        return "diverged"
+    return "underperforming"

@@ -25,7 +25,6 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -35,7 +34,8 @@ from autolr._context import TrialContext, TrialPruned, active
 from autolr._liveness import Heartbeat
 from autolr._loop import POLL_S, Run, read_trials, record_outcome
 from autolr._pause import Outcome, PausableCall
-from autolr._schema import ATTR_PAUSED_AT, PARAM, StopReason, TrialView, counted
+from autolr._sampling import worker_index
+from autolr._schema import ATTR_PAUSED_AT, PARAM, TrialView, counted
 from autolr._search import (
     LIMITS,
     Begin,
@@ -44,6 +44,7 @@ from autolr._search import (
     Resume,
     SearchSpec,
     decide,
+    halt_reason,
     key,
     run_length,
     seen,
@@ -71,6 +72,7 @@ class SearchWorker:
 
     run: Run
     spec: SearchSpec
+    index: int = 0
     live: dict[int, _Live] = field(default_factory=dict)
 
     # -- one turn ------------------------------------------------------------------------------
@@ -80,16 +82,18 @@ class SearchWorker:
         actions = decide(self.spec, found, length=run_length(trials))
         for action in actions:
             if isinstance(action, Halt):
-                self.halt(action.number)
+                self.halt(action.number, halt_reason(found, action.number))
         for action in actions:
             if isinstance(action, Done):
                 return False
             if isinstance(action, Resume) and action.number in self.live:
                 self.advance(action.number, action.budget)
                 return True
-            if isinstance(action, Begin):
-                self.begin(action.x, action.budget)
-                return True
+        begins = [a for a in actions if isinstance(a, Begin)]
+        if begins:  # workers that decide at the same moment start different learning rates
+            action = begins[self.index % len(begins)]
+            self.begin(action.x, action.budget)
+            return True
         if not any(isinstance(a, Halt) for a in actions):
             time.sleep(POLL_S)  # Hold, or resumes that belong to other workers
         return True
@@ -117,11 +121,11 @@ class SearchWorker:
         live.trial.storage.set_trial_user_attr(live.trial._trial_id, ATTR_PAUSED_AT, None)
         self.settle(number, live.call.run(budget))
 
-    def halt(self, number: int) -> None:
+    def halt(self, number: int, reason: str) -> None:
         live = self.live.get(number)
         if live is None:
             return
-        stop = TrialPruned(StopReason.UNDERPERFORMING.value, live.ctx.last_step or 0)
+        stop = TrialPruned(reason, live.ctx.last_step or 0)
         live.ctx.stopped = stop  # recorded as stopped even if the function swallows it
         self.settle(number, live.call.stop(stop))
 
@@ -161,17 +165,27 @@ class SearchWorker:
 
 
 def _taken(study: optuna.Study, number: int, x: float) -> bool:
-    """Whether a lower-numbered trial of the study is already running the lr ``10 ** x``."""
+    """Whether a lower-numbered trial of the study is already running the lr ``10 ** x`` (its
+    lr is fixed when it is created, before it is suggested: both places are read)."""
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        lr = t.params.get(PARAM)
+        fixed = t.system_attrs.get("fixed_params")
+        lr = t.params.get(PARAM, fixed.get(PARAM) if isinstance(fixed, dict) else None)
         if t.number < number and isinstance(lr, float) and lr > 0 and key(math.log10(lr)) == key(x):
             return True
     return False
 
 
+def _worker_index() -> int:
+    """Which of several workers this loop is: its process's index (``workers=``, a scheduler)
+    and its thread's (``n_jobs``); 0 for a lone run, which so starts the anchors first."""
+    name = threading.current_thread().name  # autolr-job-<i> (autolr._scaleout.run_threads)
+    thread = int(name.rsplit("-", 1)[1]) if name.startswith("autolr-job-") else 0
+    return 7 * (worker_index() or 0) + thread
+
+
 def run_search(run: Run, spec: SearchSpec, stop: threading.Event | None = None) -> None:
     """Run autolr's search on ``run.study`` until it is done (or time or ``stop`` is up)."""
-    worker = SearchWorker(run, spec)
+    worker = SearchWorker(run, spec, index=_worker_index())
     try:
         while stop is None or not stop.is_set():
             if run.deadline is not None and time.monotonic() >= run.deadline:
@@ -190,10 +204,12 @@ def run_search(run: Run, spec: SearchSpec, stop: threading.Event | None = None) 
                 )
     except KeyboardInterrupt:
         worker.abandon()
-        done = sum(1 for t in read_trials(run, retry=False) if counted(t))
+        trials = read_trials(run, retry=False)
+        reports = sum(len(t.intermediate) for t in trials)
         print(
-            f"\nautolr: interrupted; study {run.study.study_name!r} keeps {done} finished trials "
-            f"in {_storage.describe(run.config.storage)}. Run again (train.run()) to resume.",
+            f"\nautolr: interrupted; study {run.study.study_name!r} keeps its {len(trials)} trials "
+            f"({reports} reports) in {_storage.describe(run.config.storage)}, and what they "
+            "reported counts. Run again (train.run()) to resume.",
             file=sys.stderr,
         )
         raise

@@ -135,6 +135,14 @@ def test_a_lost_point_is_owed_again_but_not_forever() -> None:
     assert all(a.x != -3.0 for a in decide(SPEC, twice, length=None) if isinstance(a, Begin))
 
 
+def test_what_a_lost_trial_reported_still_counts() -> None:
+    """A trial parked at its budget when the process died (or Ctrl-C) is not run again for it."""
+    lost = Seen(0, -3.0, "lost", (1.0, 0.8))
+    assert all(a.x != -3.0 for a in decide(SPEC, [lost], length=None) if isinstance(a, Begin))
+    short = Seen(0, -3.0, "lost", (1.0,))
+    assert decide(SPEC, [short], length=None)[0] == Begin(-3.0, FIRST_BUDGET)
+
+
 def test_busy_points_are_waited_for_and_paused_ones_resumed() -> None:
     seen = [Seen(i, x, "paused", (1.0, 0.5)) for i, x in enumerate(SPEC.grid())]
     seen[0] = Seen(0, seen[0].x, "busy", (1.0,))

@@ -12,7 +12,7 @@ Example:
     >>> TuneConfig.build(n_trials=0)
     Traceback (most recent call last):
     ...
-    ValueError: n_trials: expected an int >= 1, got 0
+    ValueError: n_trials: expected an int >= 1 or None, got 0
 """
 
 from __future__ import annotations
@@ -32,18 +32,23 @@ from autolr._space import DEFAULT_RANGE, LRRange, resolve_lr
 from autolr._stability import Stability
 
 Direction = Literal["minimize", "maximize"]
-#: What ``sampler=`` takes: ``"tpe"``, ``"random"``, ``"grid"``, an Optuna sampler, or None (tpe).
+#: What ``sampler=`` takes: ``"auto"`` (autolr's search), ``"tpe"``, ``"random"``, ``"grid"``, an
+#: Optuna sampler, or None (``"auto"``).
 SamplerSpec: TypeAlias = "str | optuna.samplers.BaseSampler | None"
 #: ``storage=``: a URL, an Optuna storage object, or None for the default SQLite file.
 StorageArg: TypeAlias = "str | optuna.storages.BaseStorage | None"
 #: A resolved ``pruner=``: autolr's policy, an Optuna pruner, or None (no pruning).
 PrunerSpec: TypeAlias = "Pruning | optuna.pruners.BasePruner | None"
 
-#: Default study-wide number of finished trials.
+#: Default study-wide number of finished trials of an Optuna sampler (``sampler="tpe"``, ...);
+#: autolr's own search takes as many as it needs (about ten) unless ``n_trials`` caps it.
 DEFAULT_N_TRIALS = 12
-#: Trials that re-run the best candidates with another seed, when the function accepts ``seed``.
+#: Trials of an Optuna sampler's study that re-run the best candidates with another seed, when
+#: the function accepts ``seed`` (autolr's own search finishes two candidates instead).
 DEFAULT_RECHECK = 2
-SAMPLERS = ("tpe", "random", "grid")
+#: ``sampler="auto"``: autolr's coarse-to-fine successive halving (:mod:`autolr._search`).
+AUTO = "auto"
+SAMPLERS = (AUTO, "tpe", "random", "grid")
 
 
 # ----------------------------------------------------------------------------- the rules
@@ -94,8 +99,9 @@ def _storage_arg(name: str, value: object) -> StorageArg:
     )
 
 
-def _lr(name: str, value: object) -> LRRange:
-    return resolve_lr(value, param=name)
+def _lr(name: str, value: object) -> LRRange | None:
+    """None: autolr's search chooses and grows the range; a pair (or a finder's result): fixed."""
+    return None if value is None else resolve_lr(value, param=name)
 
 
 def _direction(name: str, value: object) -> Direction:
@@ -119,12 +125,15 @@ def _catch(name: str, value: object) -> tuple[type[Exception], ...]:
 
 
 def _sampler(name: str, value: object) -> SamplerSpec:
-    if value is None or isinstance(value, optuna.samplers.BaseSampler):
+    if value is None:
+        return AUTO
+    if isinstance(value, optuna.samplers.BaseSampler):
         return value
     if isinstance(value, str) and value in SAMPLERS:
         return value
     raise ValueError(
-        f"{name}: expected 'tpe', 'random', 'grid' or an optuna.samplers.BaseSampler, got {value!r}"
+        f"{name}: expected 'auto', 'tpe', 'random', 'grid' or an optuna.samplers.BaseSampler, "
+        f"got {value!r}"
     )
 
 
@@ -164,7 +173,7 @@ def _flag(name: str, value: object) -> bool | None:
 
 #: Each option of ``@autolr.tune`` and its rule, in the order they are checked.
 CONSTRAINTS: Mapping[str, Rule] = {
-    "n_trials": IntAtLeast(1),
+    "n_trials": IntAtLeast(1, optional=True),
     "timeout": _seconds,
     "study_name": _study_name,
     "lr": _lr,
@@ -189,18 +198,20 @@ class TuneConfig:
     """Everything ``@autolr.tune`` was told, validated once, in its stored form.
 
     ``pruner`` is resolved (None means no pruning), ``stability`` too; ``recheck`` is None until
-    :meth:`for_function` decides it from the train function's ``seed`` parameter.
+    :meth:`for_function` decides it from the train function's ``seed`` parameter. ``lr`` None
+    lets autolr's search choose (and grow) the range; ``n_trials`` None is "as many as the
+    search needs" (:data:`DEFAULT_N_TRIALS` for an Optuna sampler).
     """
 
-    n_trials: int = DEFAULT_N_TRIALS
+    n_trials: int | None = None
     timeout: float | None = None
     study_name: str | None = None
-    lr: LRRange = LRRange(*DEFAULT_RANGE)
+    lr: LRRange | None = None
     direction: Direction = "minimize"
     seed: int | None = None
     catch: tuple[type[Exception], ...] = (Exception,)
     storage: StorageArg = None
-    sampler: SamplerSpec = None
+    sampler: SamplerSpec = AUTO
     points_per_decade: int | None = None
     pruner: PrunerSpec = Pruning()
     stability: Stability = Stability()
@@ -221,8 +232,28 @@ class TuneConfig:
         if config.points_per_decade is not None and config.sampler != "grid":
             raise ValueError("points_per_decade: only applies to sampler='grid'")
         if config.sampler == "grid":
-            grid_points(config.lr, config.points_per_decade)  # raises naming points_per_decade
+            grid_points(config.lr_range, config.points_per_decade)  # raises naming points_per_decade
+        if config.searching and isinstance(config.pruner, optuna.pruners.BasePruner):
+            raise ValueError(
+                "pruner: autolr's search (sampler='auto') stops trials itself by successive "
+                "halving; use pruner=False for full runs only, or sampler='tpe' with an Optuna pruner"
+            )
         return config
+
+    @property
+    def searching(self) -> bool:
+        """Whether the study runs autolr's own search (``sampler="auto"``)."""
+        return self.sampler == AUTO
+
+    @property
+    def lr_range(self) -> LRRange:
+        """The range an Optuna sampler searches: the one given, else ``(1e-5, 1e-1)``."""
+        return self.lr if self.lr is not None else LRRange(*DEFAULT_RANGE)
+
+    @property
+    def total(self) -> int:
+        """An Optuna sampler's study-wide total (``n_trials``, else :data:`DEFAULT_N_TRIALS`)."""
+        return self.n_trials if self.n_trials is not None else DEFAULT_N_TRIALS
 
     def replace(self, **options: object) -> TuneConfig:
         """A copy with some options replaced, each checked by its rule."""
@@ -232,7 +263,13 @@ class TuneConfig:
     def for_function(self, *, accepts_seed: bool, qualname: str) -> TuneConfig:
         """``recheck`` decided for a train function: its default, or refused without ``seed``."""
         if self.recheck is None:
-            return dataclasses.replace(self, recheck=DEFAULT_RECHECK if accepts_seed else 0)
+            default = DEFAULT_RECHECK if accepts_seed and not self.searching else 0
+            return dataclasses.replace(self, recheck=default)
+        if self.recheck and self.searching:
+            raise ValueError(
+                "recheck: autolr's search (sampler='auto') finishes its two best candidates "
+                "instead of re-checking; re-checks apply to sampler='tpe', 'random' or 'grid'"
+            )
         if self.recheck and not accepts_seed:
             raise ValueError(
                 f"recheck: re-checking runs the train function with another seed, but "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextvars
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from numbers import Real
 from typing import Protocol
@@ -46,6 +46,14 @@ class Judge(Protocol):
     """The hook called on every report: returns why the trial stops now, or None to go on."""
 
     def __call__(self, ctx: TrialContext, step: int, value: float) -> StopReason | None: ...
+
+
+class Gate(Protocol):
+    """The hook called after every report the judge let pass, with the number of reports so far
+    and a way to write them: autolr's search parks the trial there when its budget is reached
+    (:meth:`autolr._pause.PausableCall.checkpoint`)."""
+
+    def __call__(self, reports: int, before_park: Callable[[], None]) -> None: ...
 
 
 def as_number(value: object, *, what: str) -> float:
@@ -92,10 +100,12 @@ class TrialContext:
         trial: optuna.Trial,
         *,
         judge: Judge | None = None,
+        gate: Gate | None = None,
         flush_interval: float = FLUSH_INTERVAL_S,
     ) -> None:
         self.trial = trial
         self.judge = judge
+        self.gate = gate
         self.flush_interval = flush_interval
         self.steps: list[int] = []
         self.values: list[float] = []
@@ -118,6 +128,8 @@ class TrialContext:
         if reason is not None:
             self.stopped = TrialPruned(reason.value, s)
             raise self.stopped
+        if self.gate is not None:
+            self.gate(len(self.values), self.flush)
         if time.monotonic() - self._last_flush >= self.flush_interval:
             self.flush()
 

@@ -165,6 +165,14 @@ def recovery_lock(storage: str | BaseStorage | None) -> Iterator[None]:
 # ----------------------------------------------------------------------------- heartbeats
 
 
+def _in_process(storage: BaseStorage) -> bool:
+    """Whether ``storage`` lives in this process's memory (no other process can read it)."""
+    if isinstance(storage, optuna.storages.InMemoryStorage):
+        return True
+    backend = getattr(storage, "_backend", storage)  # Optuna wraps RDB storages in a cache
+    return _storage.is_memory_url(getattr(backend, "url", None))
+
+
 class Heartbeat:
     """One daemon thread per process that stamps ``autolr.heartbeat`` on the trials it runs."""
 
@@ -198,7 +206,13 @@ class Heartbeat:
         return True
 
     def add(self, storage: BaseStorage, trial_id: int) -> None:
-        """Start beating for a trial; the first beat is written before this returns."""
+        """Start beating for a trial; the first beat is written before this returns.
+
+        A storage in this process's memory gets none: no other process can see it, and its one
+        shared SQLite connection must not be written from two threads at once.
+        """
+        if _in_process(storage):
+            return
         self.stamp(storage, trial_id)
         with self.guard:
             self.trials[trial_id] = storage

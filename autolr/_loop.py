@@ -58,7 +58,7 @@ class Run:
 
     @property
     def n_trials(self) -> int:
-        return self.config.n_trials
+        return self.config.total
 
 
 # ----------------------------------------------------------------------------- counting
@@ -184,10 +184,11 @@ def run_loop(run: Run, stop: threading.Event | None = None) -> None:
             raise
 
 
-def read_trials(run: Run) -> list[TrialView]:
-    """The study's trials, after recovering the trials of dead workers."""
+def read_trials(run: Run, *, retry: bool = True) -> list[TrialView]:
+    """The study's trials, after recovering the trials of dead workers (and queueing their lr
+    again, unless autolr's search, which owes it by itself, reads them: ``retry=False``)."""
     trials = views(run.study.get_trials(deepcopy=False))
-    if _record.recover_stale(run.study, trials, run.config.storage):
+    if _record.recover_stale(run.study, trials, run.config.storage, retry=retry):
         trials = views(run.study.get_trials(deepcopy=False))
     return trials
 
@@ -198,38 +199,53 @@ def read_trials(run: Run) -> list[TrialView]:
 def run_trial(
     run: Run, trial: optuna.Trial, trials: Sequence[TrialView], seed: int | None = None
 ) -> None:
-    """Call the train function for ``trial`` and record how it ended.
-
-    A stopped trial is PRUNED, Ctrl-C is ``interrupted`` (retried), an exception is FAIL
-    ``exception`` (re-raised unless ``catch`` holds it and it is not the same bug on every first
-    trial); reports are flushed first, always.
-    """
+    """Call the train function for ``trial`` and record how it ended (:func:`record_outcome`)."""
     config = run.config
-    lr = trial.suggest_float(PARAM, config.lr.low, config.lr.high, log=True)
+    lr = trial.suggest_float(PARAM, config.lr_range.low, config.lr_range.high, log=True)
     ctx = TrialContext(trial, judge=judge_for(config, trials))
     try:
         with active(ctx):
             out = run.target.call(trial, lr, run.kwargs, seed)
-    except optuna.TrialPruned as exc:
-        ctx.flush()
-        if isinstance(exc, TrialPruned):
-            _record.finish(run.study, trial, _record.stopped(exc.reason, exc.step))
-        else:
-            _record.finish(run.study, trial, _record.stopped(StopReason.PRUNED, ctx.last_step))
+    except BaseException as exc:  # recorded, then re-raised when it must propagate
+        record_outcome(run, trial, ctx, error=exc)
         return
-    except KeyboardInterrupt:
-        ctx.flush()
-        _record.interrupted(run.study, trial)
-        raise
-    except Exception as exc:
-        ctx.flush()
-        message = _storage.mask(f"{type(exc).__name__}: {exc}")[:1000]
-        _record.finish(run.study, trial, _record.failed(StopReason.EXCEPTION, exception=message))
-        if not isinstance(exc, config.catch) or same_error_again(run, message):
-            raise
-        return
+    record_outcome(run, trial, ctx, value=out)
+
+
+def record_outcome(
+    run: Run,
+    trial: optuna.Trial,
+    ctx: TrialContext,
+    *,
+    value: object = None,
+    error: BaseException | None = None,
+    retry: bool = True,
+) -> None:
+    """Record how one call of the train function ended; re-raise what must propagate.
+
+    Reports are flushed first, always. A stopped trial is PRUNED, Ctrl-C is ``interrupted``
+    (its lr queued again unless ``retry`` is false) and re-raised, an exception is FAIL
+    ``exception`` (re-raised unless ``catch`` holds it and it is not the same bug on every first
+    trial); a returned value goes to :func:`_record_return`.
+    """
     ctx.flush()
-    _record_return(run, trial, ctx, out)
+    if error is None:
+        _record_return(run, trial, ctx, value)
+        return
+    if isinstance(error, optuna.TrialPruned):
+        if isinstance(error, TrialPruned):
+            outcome = _record.stopped(error.reason, error.step)
+        else:
+            outcome = _record.stopped(StopReason.PRUNED, ctx.last_step)
+        _record.finish(run.study, trial, outcome)
+        return
+    if isinstance(error, KeyboardInterrupt):
+        _record.interrupted(run.study, trial, retry=retry)
+        raise error
+    message = _storage.mask(f"{type(error).__name__}: {error}")[:1000]
+    _record.finish(run.study, trial, _record.failed(StopReason.EXCEPTION, exception=message))
+    if not isinstance(error, run.config.catch) or same_error_again(run, message):
+        raise error
 
 
 def _record_return(run: Run, trial: optuna.Trial, ctx: TrialContext, out: object) -> None:

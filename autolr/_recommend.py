@@ -1,7 +1,15 @@
 """Stability-aware recommendation of a learning rate, and per-curve figures for reports.
 
-`recommend` is pure over `TrialSummary` records; ``Result.best_lr`` is ``recommend(...).lr``
-and ``Result.explain()`` prints ``recommend(...).reason``.
+Two ways, by how the study was run:
+
+* a study of autolr's own search (:mod:`autolr._search`): :func:`recommend_search`, the
+  finished trial with the best median of its last three reports, with a reason that says what
+  the search measured, how far its range grew, and whether the pick sits on an edge;
+* a study of an Optuna sampler (TPE, random, grid, and every study of autolr 0.1):
+  :func:`recommend`, the kernel-smoothed rank below.
+
+Both are pure; ``Result.best_lr`` is the recommendation's ``lr`` and ``Result.explain()``
+prints its ``reason``.
 
 Why not the argmin of one run: near the edge of stability a single run at a high learning rate
 can land low by luck while the same lr is much worse on average. So the choice is made on the
@@ -32,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from autolr import _search
 from autolr._schema import UNSTABLE, counted, pending
 
 if TYPE_CHECKING:
@@ -425,3 +434,128 @@ def _state_counts(trials: Sequence[TrialSummary]) -> str:
     for t in trials:
         counts[t.state] = counts.get(t.state, 0) + 1
     return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
+
+
+# ----------------------------------------------------------------------------- autolr's search
+
+
+def recommend_search(
+    trials: Sequence[TrialView], *, direction: str, spec: _search.SearchSpec | None
+) -> Recommendation:
+    """The recommendation of a study run by autolr's search, and a reason built from its facts.
+
+    Example:
+        >>> from autolr._schema import TrialView
+        >>> t = [TrialView(number=0, trial_id=0, state="COMPLETE", lr=0.01, value=0.2,
+        ...                intermediate={0: 0.5, 1: 0.3, 2: 0.2}),
+        ...      TrialView(number=1, trial_id=1, state="PRUNED", lr=0.1, stop_reason="diverged",
+        ...                intermediate={0: 9.0, 1: 90.0})]
+        >>> recommend_search(t, direction="minimize", spec=None).lr
+        0.01
+    """
+    seen = _search.seen(trials, direction=direction)
+    by_number = {t.number: t for t in trials}
+    best = _search.pick(seen)
+    done = sorted((s for s in seen if s.status == "complete"), key=lambda s: (s.tail(), s.number))
+    counts = _state_counts([TrialSummary(t.number, t.lr or 0.0, t.state, t.value) for t in trials
+                            if t.lr is not None and (counted(t) or pending(t))])
+    if best is None:
+        reason = "No trial of the search finished with a finite value"
+        reason += f" ({counts})." if trials else " (no trials yet)."
+        unstable = [s for s in seen if s.status == "unstable"]
+        if unstable and len(unstable) == len([s for s in seen if s.status != "lost"]):
+            reason += " Every learning rate tried was unstable: try lower ones (lr=(low, high))."
+        return Recommendation(lr=None, trial_number=None, value=None, reason=reason)
+    chosen = by_number[best.number]
+    raw = min(done, key=lambda s: (s.final if s.final is not None else math.inf, s.number))
+    raw_view = by_number[raw.number]
+    sign = 1.0 if direction == "minimize" else -1.0
+    lr = float(10.0**best.x) if chosen.lr is None else float(chosen.lr)
+    measured = _search.measured_range(seen)
+    parts = [
+        f"Recommended lr={_fmt(lr)} (trial #{best.number}, final value "
+        f"{_fmt(float(chosen.value or 0.0))}).",
+        f"autolr's search measured {len({s.x for s in seen if s.status != 'lost'})} learning rates"
+        + (f" from {_fmt(10 ** measured[0])} to {_fmt(10 ** measured[1])}" if measured else "")
+        + f" ({counts}) and ran the most promising to the end;",
+    ]
+    if len(done) > 1:
+        others = ", ".join(
+            f"#{s.number} at lr={_fmt(10 ** s.x)}: {_fmt(sign * s.tail())}" for s in done[1:3]
+        )
+        parts.append(
+            f"this one had the best median of its last {_search.TAIL} reports "
+            f"({_fmt(sign * best.tail())}; {others})."
+        )
+    else:
+        parts.append("it is the only trial that ran to the end.")
+    parts.append("Each value is one training run (one seed).")
+    parts += _range_notes(spec, seen, best)
+    if raw.number != best.number and raw.final is not None:
+        parts.append(
+            f"Trial #{raw.number} at lr={_fmt(10 ** raw.x)} ended lower on its very last report "
+            f"({_fmt(float(raw_view.value or 0.0))}), but its last {_search.TAIL} reports were "
+            "worse taken together."
+        )
+    return Recommendation(
+        lr=lr,
+        trial_number=best.number,
+        value=None if chosen.value is None else float(chosen.value),
+        reason=" ".join(parts),
+        raw_best_trial_number=raw.number,
+        raw_best_lr=None if raw_view.lr is None else float(raw_view.lr),
+        raw_best_value=None if raw_view.value is None else float(raw_view.value),
+        candidates=tuple(s.number for s in done),
+        scores=tuple((s.number, sign * s.tail()) for s in done),
+    )
+
+
+def _range_notes(
+    spec: _search.SearchSpec | None, seen: Sequence[_search.Seen], best: _search.Seen
+) -> list[str]:
+    """What the reason says about the range: grown, given, and a pick on its edge."""
+    notes: list[str] = []
+    measured = _search.measured_range(seen)
+    if spec is None or measured is None:
+        return notes
+    lo, hi = measured
+    if not spec.hard and (lo < spec.low - 1e-9 or hi > spec.high + 1e-9):
+        grown = []
+        if hi > spec.high + 1e-9:
+            grown.append(f"up to {_fmt(10 ** hi)}")
+        if lo < spec.low - 1e-9:
+            grown.append(f"down to {_fmt(10 ** lo)}")
+        notes.append(
+            f"The range grew {' and '.join(grown)} (it started at {_fmt(10 ** spec.low)}.."
+            f"{_fmt(10 ** spec.high)}) because the best learning rates sat on its edge."
+        )
+    edge = edge_of(spec, seen, best)
+    if edge is not None:
+        notes.append(edge)
+    return notes
+
+
+def edge_of(
+    spec: _search.SearchSpec, seen: Sequence[_search.Seen], best: _search.Seen
+) -> str | None:
+    """A warning when the pick is on the edge of what the search could measure, else None."""
+    measured = _search.measured_range(seen)
+    if measured is None:
+        return None
+    lo, hi = measured
+    limit_lo, limit_hi = spec.limits
+    if best.x >= hi - 1e-9 and hi >= limit_hi - 1e-9:
+        where = "the top of the range you gave" if spec.hard else "autolr's upper limit"
+        return (
+            f"Warning: the pick is at {where} (lr={_fmt(10 ** hi)}); the best lr may be higher: "
+            f"widen the range upward, e.g. lr=({_fmt(10 ** spec.limits[0])}, "
+            f"{_fmt(10 ** (hi + 1))})."
+        )
+    if best.x <= lo + 1e-9 and lo <= limit_lo + 1e-9:
+        where = "the bottom of the range you gave" if spec.hard else "autolr's lower limit"
+        return (
+            f"Warning: the pick is at {where} (lr={_fmt(10 ** lo)}); the best lr may be lower: "
+            f"widen the range downward, e.g. lr=({_fmt(10 ** (lo - 1))}, "
+            f"{_fmt(10 ** spec.limits[1])})."
+        )
+    return None

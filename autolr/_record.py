@@ -73,21 +73,29 @@ def _pop_waiting(storage: BaseStorage, study_id: int) -> int | None:
     return None
 
 
-def start(study: optuna.Study, *, worker: str, recheck: Recheck | None = None) -> optuna.Trial:
+def start(
+    study: optuna.Study,
+    *,
+    worker: str,
+    recheck: Recheck | None = None,
+    params: dict[str, object] | None = None,
+) -> optuna.Trial:
     """``study.ask()``, except that a new trial is born with this worker's identity.
 
     Optuna's ask creates the trial and autolr would name its worker in a second write; a
     process killed between the two left a RUNNING trial no one could tell was dead (found by
     tests/test_hardening.py's random kills). Creating it from a template writes both in one
     transaction. Queued (WAITING) trials are still popped first, as Optuna does, except for a
-    re-check, which is a new trial with fixed params.
+    re-check, which is a new trial with fixed params, and for a trial of autolr's search, whose
+    ``params`` are fixed by the search (which never queues).
 
     Optuna's ask also drops the sampler's per-thread cache of the study's trials; ``study.tell``
     drops it too, and every trial a worker starts follows a ``tell`` in its thread (or is the
     thread's first), so the sampler always sees the trials as they are.
     """
     storage, study_id = _handles(study)
-    trial_id = None if recheck is not None else _pop_waiting(storage, study_id)
+    fixed = dict(recheck.params) if recheck is not None else params
+    trial_id = None if fixed is not None else _pop_waiting(storage, study_id)
     if trial_id is not None:  # a queued trial: name its worker right after popping it
         storage.set_trial_user_attr(trial_id, ATTR_WORKER, worker)
         return optuna.Trial(study, trial_id)
@@ -95,7 +103,8 @@ def start(study: optuna.Study, *, worker: str, recheck: Recheck | None = None) -
     system: dict[str, object] = {}
     if recheck is not None:
         attrs.update({ATTR_RECHECK_OF: recheck.of, ATTR_SEED: recheck.seed})
-        system["fixed_params"] = dict(recheck.params)
+    if fixed is not None:
+        system["fixed_params"] = fixed
     template = FrozenTrial(
         number=-1,
         state=TrialState.RUNNING,
@@ -160,12 +169,14 @@ def finish(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
         study.tell(trial, state=outcome.state)
 
 
-def interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
-    """Ctrl-C in the train function: FAIL ``interrupted``, and its lr queued to run again."""
+def interrupted(study: optuna.Study, trial: optuna.Trial, *, retry: bool = True) -> None:
+    """Ctrl-C in the train function: FAIL ``interrupted``, and its lr queued to run again
+    (autolr's search owes the point again by itself: ``retry=False``)."""
     storage, _ = _handles(study)
     view = TrialView.of(storage.get_trial(trial._trial_id))
     finish(study, trial, failed(StopReason.INTERRUPTED))
-    queue_retry(study, view)
+    if retry:
+        queue_retry(study, view)
 
 
 def release(study: optuna.Study, trial: optuna.Trial) -> None:
@@ -184,7 +195,12 @@ def queue_retry(study: optuna.Study, t: TrialView) -> None:
 
 
 def fail_and_retry(
-    study: optuna.Study, t: TrialView, reason: StopReason, storage_arg: StorageArg
+    study: optuna.Study,
+    t: TrialView,
+    reason: StopReason,
+    storage_arg: StorageArg,
+    *,
+    retry: bool = True,
 ) -> None:
     """Fail another worker's trial ``t`` and enqueue its lr once, even when workers race.
 
@@ -201,10 +217,17 @@ def fail_and_retry(
                 return
         except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             return  # another worker got there first
-        queue_retry(study, t)
+        if retry:
+            queue_retry(study, t)
 
 
-def recover_stale(study: optuna.Study, trials: Sequence[TrialView], storage_arg: StorageArg) -> bool:
+def recover_stale(
+    study: optuna.Study,
+    trials: Sequence[TrialView],
+    storage_arg: StorageArg,
+    *,
+    retry: bool = True,
+) -> bool:
     """Fail RUNNING trials whose process is gone or silent, and queue their lr again (once).
 
     Same-host deaths are seen from the pid, other hosts' from ``autolr.heartbeat``
@@ -215,6 +238,6 @@ def recover_stale(study: optuna.Study, trials: Sequence[TrialView], storage_arg:
     recovered = False
     for t in trials:
         if t.state == "RUNNING" and _liveness.is_stale(t, grace=grace):
-            fail_and_retry(study, t, StopReason.CRASHED, storage_arg)
+            fail_and_retry(study, t, StopReason.CRASHED, storage_arg, retry=retry)
             recovered = True
     return recovered

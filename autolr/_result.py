@@ -16,8 +16,9 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from autolr import _plots, _reports, _storage
-from autolr._recommend import Recommendation, recommend, summaries
-from autolr._schema import TrialView, views
+from autolr._recommend import Recommendation, recommend, recommend_search, summaries
+from autolr._schema import STUDY_SEARCH, STUDY_SEARCH_SPEC, TrialView, views
+from autolr._search import SEARCH_NAME, spec_from_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,6 +65,10 @@ class Result:
     @functools.cached_property
     def recommendation(self) -> Recommendation:
         """The full :class:`~autolr._recommend.Recommendation` (lr, trial, value, reason)."""
+        attrs = self.study.user_attrs
+        if attrs.get(STUDY_SEARCH) == SEARCH_NAME:
+            spec = spec_from_json(attrs.get(STUDY_SEARCH_SPEC))
+            return recommend_search(self._views, direction=self.direction, spec=spec)
         return recommend(summaries(self._views), direction=self.direction)
 
     @property

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from autolr._config import SamplerSpec, TuneConfig
+from autolr._config import AUTO, SamplerSpec, TuneConfig
 from autolr._grid import grid_points
 from autolr._recommend import recommend, summaries
 from autolr._schema import PARAM, TrialView
@@ -52,7 +52,7 @@ def make_sampler(
     """The Optuna sampler for ``sampler=`` (already checked by :mod:`autolr._config`)."""
     if isinstance(spec, optuna.samplers.BaseSampler):
         return spec
-    if spec == "random":
+    if spec == "random" or spec == AUTO:  # autolr's search fixes every lr itself
         return optuna.samplers.RandomSampler(seed=seed)
     if spec == "grid":
         return optuna.samplers.GridSampler({PARAM: grid_points(lr, points_per_decade)}, seed=seed)
@@ -159,9 +159,10 @@ class PlannedSampler(optuna.samplers.BaseSampler):
 
 def build_sampler(config: TuneConfig) -> PlannedSampler:
     """This worker's sampler for a study run with ``config`` (seeded per worker)."""
-    base = make_sampler(config.sampler, worker_seed(config.seed), config.lr, config.points_per_decade)
-    first = config.lr.contains(DEFAULT_LR) and not isinstance(base, optuna.samplers.GridSampler)
-    design = initial_design(config.lr) if config.sampler in (None, "tpe") else ()
+    lr = config.lr_range
+    base = make_sampler(config.sampler, worker_seed(config.seed), lr, config.points_per_decade)
+    first = lr.contains(DEFAULT_LR) and not isinstance(base, optuna.samplers.GridSampler)
+    design = initial_design(lr) if config.sampler == "tpe" else ()
     return PlannedSampler(base, first_lr=DEFAULT_LR if first else None, design=design)
 
 
@@ -240,5 +241,5 @@ def recheck_for(
 def study_total(config: TuneConfig) -> int:
     """A run's total of finished trials: ``n_trials``, at most the grid's size in grid mode."""
     if config.sampler == "grid":  # each grid point once
-        return min(config.n_trials, len(grid_points(config.lr, config.points_per_decade)))
-    return config.n_trials
+        return min(config.total, len(grid_points(config.lr_range, config.points_per_decade)))
+    return config.total

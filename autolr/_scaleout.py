@@ -27,6 +27,7 @@ from autolr import _storage
 from autolr._config import StorageArg, TuneConfig
 from autolr._hooks import ProgressBar
 from autolr._schema import counted, views
+from autolr._search import expected_trials, is_done
 from autolr._study import open_study
 
 #: Set in the environment of processes started by ``workers=``; ``run(workers=)`` refuses to nest.
@@ -123,7 +124,13 @@ def process_storage(storage: StorageArg) -> str:
 
 
 def run_processes(
-    config: TuneConfig, name: str, spec: str, *, workers: int, kwargs: Mapping[str, object]
+    config: TuneConfig,
+    name: str,
+    spec: str,
+    *,
+    workers: int,
+    kwargs: Mapping[str, object],
+    default_lr: float | None = None,
 ) -> optuna.Study:
     """Start ``workers`` processes on study ``name`` and wait until they all return.
 
@@ -132,7 +139,9 @@ def run_processes(
     (seed) and stops when the study holds ``config.n_trials``.
     """
     url = str(config.storage)
-    study = open_study(config, name)
+    opened = open_study(config, name, default_lr=default_lr)
+    study, config = opened.study, opened.config
+    total = config.total if opened.spec is None else expected_trials(opened.spec)
     try:
         header = {
             "spec": spec, "storage": url, "study_name": name, "n_trials": config.n_trials,
@@ -151,17 +160,22 @@ def run_processes(
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
         procs.extend(_spawn(job, i) for i in range(workers))
-        _supervise(procs, study, config.n_trials, config.show_progress_bar)
+        _supervise(procs, study, total, config.show_progress_bar)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(job)
     failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
     finished = _finished(study)
-    if failed and finished < config.n_trials:
+    if opened.spec is None:
+        complete = finished >= config.total
+    else:
+        trials = views(study.get_trials(deepcopy=False))
+        complete = is_done(opened.spec, trials, direction=config.direction)
+    if failed and not complete:
         i, rc = failed[0]
         raise RuntimeError(
             f"autolr: worker {i} exited with status {rc} (its error is printed above); study "
-            f"{name!r} keeps {finished} of {config.n_trials} trials in {_storage.mask(url)}. "
+            f"{name!r} keeps {finished} finished trials in {_storage.mask(url)}. "
             "Run again to resume."
         )
     return study

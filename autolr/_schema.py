@@ -48,6 +48,8 @@ ATTR_RETRY_OF = "autolr.retry_of"
 ATTR_RECHECK_OF = "autolr.recheck_of"
 #: The ``seed`` a re-check passed to the train function.
 ATTR_SEED = "autolr.seed"
+#: The reports after which autolr's search paused the trial (None once resumed).
+ATTR_PAUSED_AT = "autolr.paused_at"
 #: The lr an optimizer built by ``autolr.torch.optimizer`` really ran at (``lr`` x its scale).
 ATTR_EFFECTIVE_LR = "autolr.effective_lr"
 #: ``autolr.sklearn``: the validation score of each CV split, and the fit time of all folds.
@@ -60,6 +62,12 @@ STUDY_VERSION = "autolr.version"
 STUDY_DIRECTION = "autolr.direction"
 STUDY_LR_LOW = "autolr.lr_low"
 STUDY_LR_HIGH = "autolr.lr_high"
+#: ``"halving"`` on a study run by autolr's own search (:mod:`autolr._search`); absent on the
+#: studies of an Optuna sampler and on those written by autolr 0.1.
+STUDY_SEARCH = "autolr.search"
+#: That search's plan (JSON): the anchors, the first grid's ends, the limits, whether the range
+#: was given; written once, so a resume (or another worker) follows the same plan.
+STUDY_SEARCH_SPEC = "autolr.search_spec"
 #: Written at the end of every run, for optuna-dashboard (see :mod:`autolr._dashboard`).
 STUDY_RECOMMENDED_LR = "autolr.recommended_lr"
 STUDY_RECOMMENDATION = "autolr.recommendation"

@@ -277,6 +277,11 @@ def _sqlite_pragmas(storage: RDBStorage) -> None:
     engine.dispose()  # connections made while creating the tables reconnect with the pragma
 
 
+def is_memory_url(url: object) -> bool:
+    """Whether ``url`` is SQLite in the memory of this process (``sqlite:///:memory:``)."""
+    return isinstance(url, str) and url.split("?", 1)[0].lower() == "sqlite:///:memory:"
+
+
 def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
     from sqlalchemy.exc import SQLAlchemyError  # SQLAlchemy costs import time: RDB storages only
 
@@ -285,6 +290,13 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
         if create:
             _sqlite_wal(sqlite_path(url))
+    elif is_memory_url(url):
+        # One database shared by every thread of the process (autolr's search runs each trial
+        # in a thread of its own); SQLAlchemy would otherwise give each thread its own, empty one.
+        from sqlalchemy.pool import StaticPool
+
+        engine_kwargs["poolclass"] = StaticPool
+        engine_kwargs["connect_args"] = {"check_same_thread": False}
     try:
         for attempt in range(SCHEMA_RETRIES):
             try:

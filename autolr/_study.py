@@ -1,25 +1,64 @@
-"""Opening a study for a run: create or load it, refuse a mismatched resume, record its range.
+"""Opening a study for a run: create or load it, refuse a mismatched resume, record its plan.
 
 Optuna's ``create_study(load_if_exists=True)`` returns a stored study without checking its
-direction, and stores neither sampler nor search range; autolr checks the stored direction and
-records the lr range (``autolr.lr_low`` / ``autolr.lr_high``, with ``autolr.version`` and
-``autolr.direction``) on a new study, so a resume with another range is refused with one line.
+direction, and stores neither sampler nor search range. autolr checks the stored direction and
+records, on a new study, the lr range (``autolr.lr_low`` / ``autolr.lr_high``, with
+``autolr.version`` and ``autolr.direction``) and, for its own search, the search's plan
+(``autolr.search``, ``autolr.search_spec``), so a resume with another range is refused with one
+line and every worker follows the same plan.
+
+A study written by autolr 0.1 (a range, no ``autolr.search``) is resumed the way it was run:
+TPE over its stored range, 12 trials, unless the call says otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+from dataclasses import dataclass
+
 import optuna
+from optuna.storages import BaseStorage
 
 from autolr import _storage
 from autolr._config import TuneConfig
 from autolr._sampling import build_sampler
-from autolr._schema import STUDY_DIRECTION, STUDY_LR_HIGH, STUDY_LR_LOW, STUDY_VERSION
+from autolr._schema import (
+    STUDY_DIRECTION,
+    STUDY_LR_HIGH,
+    STUDY_LR_LOW,
+    STUDY_SEARCH,
+    STUDY_SEARCH_SPEC,
+    STUDY_VERSION,
+)
+from autolr._search import LIMITS, SEARCH_NAME, SearchSpec, spec_from_json, spec_to_json
+from autolr._space import LRRange
 from autolr._version import __version__
 
+#: The value of ``autolr.search`` on a study run by an Optuna sampler.
+OPTUNA_NAME = "optuna"
 
-def open_study(config: TuneConfig, name: str) -> optuna.Study:
-    """The study ``name`` in ``config.storage``, created if new, with this worker's sampler."""
+
+@dataclass(frozen=True)
+class Opened:
+    """An open study, the config its run follows, and autolr's search plan (when searching)."""
+
+    study: optuna.Study
+    config: TuneConfig
+    spec: SearchSpec | None
+
+
+def open_study(config: TuneConfig, name: str, *, default_lr: float | None = None) -> Opened:
+    """The study ``name`` in ``config.storage``, created if new, with this worker's sampler.
+
+    Args:
+        config: the run's options.
+        name: the study's name.
+        default_lr: the train function's own default lr (autolr's search measures it first).
+    """
     storage = _storage.open_storage(config.storage)
+    stored = _stored_attrs(storage, name)
+    config = _as_run_before(config, stored, name)
     pruner = config.pruner  # autolr's own Pruning runs inside the trial (autolr._stopping)
     if not isinstance(pruner, optuna.pruners.BasePruner):
         pruner = optuna.pruners.NopPruner()
@@ -31,12 +70,76 @@ def open_study(config: TuneConfig, name: str) -> optuna.Study:
         pruner=pruner,
         load_if_exists=True,
     )
-    check_or_record(study, config)
-    return study
+    spec = search_spec(config, default_lr) if config.searching else None
+    spec = check_or_record(study, config, spec)
+    return Opened(study, config, spec)
 
 
-def check_or_record(study: optuna.Study, config: TuneConfig) -> None:
-    """Refuse to resume a study with another direction or range (Optuna keeps the stored one)."""
+def _stored_attrs(storage: BaseStorage, name: str) -> dict[str, object] | None:
+    """The user attributes of the stored study ``name``, or None when there is no such study."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+    return dict(storage.get_study_user_attrs(study_id))
+
+
+def _as_run_before(config: TuneConfig, stored: dict[str, object] | None, name: str) -> TuneConfig:
+    """A study resumes the way it was run: one line refuses another kind of search, and a
+    study written by autolr 0.1 resumes with TPE over its own range (said once)."""
+    if stored is None:
+        return config
+    kind = stored.get(STUDY_SEARCH)
+    if kind == SEARCH_NAME and not config.searching:
+        raise ValueError(
+            f"sampler: study {name!r} was run by autolr's own search (sampler='auto'); resume it "
+            "with the default sampler, or give another study_name"
+        )
+    if kind == OPTUNA_NAME and config.searching:
+        raise ValueError(
+            f"sampler: study {name!r} was run with an Optuna sampler; pass the same sampler= "
+            "to resume it, or give another study_name"
+        )
+    if kind is not None or not config.searching:
+        return config
+    low, high = stored.get(STUDY_LR_LOW), stored.get(STUDY_LR_HIGH)
+    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
+        return config
+    print(
+        f"autolr: study {name!r} was started by autolr 0.1 with TPE; it resumes the same way "
+        "(a new study_name gets autolr's own search)",
+        file=sys.stderr,
+    )
+    lr = config.lr if config.lr is not None else LRRange(float(low), float(high))
+    return dataclasses.replace(config, sampler="tpe", lr=lr)
+
+
+def search_spec(config: TuneConfig, default_lr: float | None) -> SearchSpec:
+    """The plan of autolr's search for a new study run with ``config``."""
+    given = None if config.lr is None else (config.lr.low, config.lr.high)
+    return SearchSpec.build(
+        default_lr=default_lr,
+        lr_range=given,
+        max_trials=config.n_trials,
+        full_runs=config.pruner is None,
+    )
+
+
+def _range_of(config: TuneConfig, spec: SearchSpec | None) -> tuple[float, float]:
+    """What ``autolr.lr_low`` / ``lr_high`` hold: the range given, else the search's limits."""
+    if config.lr is not None:
+        return config.lr.low, config.lr.high
+    if spec is not None:
+        return 10.0 ** LIMITS[0], 10.0 ** LIMITS[1]
+    rng = config.lr_range
+    return rng.low, rng.high
+
+
+def check_or_record(
+    study: optuna.Study, config: TuneConfig, spec: SearchSpec | None
+) -> SearchSpec | None:
+    """Refuse to resume a study with another direction or range (Optuna keeps the stored one);
+    on a new study, record them (and the search's plan). Returns the plan to follow."""
     where = _storage.describe(config.storage)
     stored_dir = study.direction.name.lower()
     if stored_dir != config.direction:
@@ -45,17 +148,28 @@ def check_or_record(study: optuna.Study, config: TuneConfig) -> None:
             f"direction={stored_dir!r}, got {config.direction!r}; use another study_name"
         )
     attrs = study.user_attrs
-    lr = config.lr
-    # The low bound is written last, so a worker that sees it also sees the high one.
+    low, high = _range_of(config, spec)
+    lr = LRRange(low, high)
+    # The low bound is written last, so a worker that sees it also sees the rest.
     if STUDY_LR_LOW in attrs and STUDY_LR_HIGH in attrs:
-        low, high = attrs[STUDY_LR_LOW], attrs[STUDY_LR_HIGH]
-        if not lr.same_as(low, high):
+        s_low, s_high = attrs[STUDY_LR_LOW], attrs[STUDY_LR_HIGH]
+        if not lr.same_as(s_low, s_high):
+            shown = "autolr's own range" if config.lr is None else f"({low:g}, {high:g})"
             raise ValueError(
-                f"lr: study {study.study_name!r} in {where} searches ({low:g}, {high:g}), "
-                f"got ({lr.low:g}, {lr.high:g}); use the stored range or another study_name"
+                f"lr: study {study.study_name!r} in {where} searches ({s_low:g}, {s_high:g}), "
+                f"got {shown}; use the stored range or another study_name"
             )
-    else:
-        study.set_user_attr(STUDY_VERSION, __version__)
-        study.set_user_attr(STUDY_DIRECTION, config.direction)
-        study.set_user_attr(STUDY_LR_HIGH, lr.high)
-        study.set_user_attr(STUDY_LR_LOW, lr.low)
+        if spec is not None and STUDY_SEARCH_SPEC in attrs:
+            stored = spec_from_json(
+                attrs[STUDY_SEARCH_SPEC], max_trials=spec.max_trials, full_runs=spec.full_runs
+            )
+            spec = stored or spec
+        return spec
+    study.set_user_attr(STUDY_VERSION, __version__)
+    study.set_user_attr(STUDY_DIRECTION, config.direction)
+    study.set_user_attr(STUDY_SEARCH, SEARCH_NAME if spec is not None else OPTUNA_NAME)
+    if spec is not None:
+        study.set_user_attr(STUDY_SEARCH_SPEC, spec_to_json(spec))
+    study.set_user_attr(STUDY_LR_HIGH, high)
+    study.set_user_attr(STUDY_LR_LOW, low)
+    return spec

@@ -57,6 +57,19 @@ class Target:
     def accepts_seed(self) -> bool:
         return "seed" in self.params
 
+    @property
+    def default_lr(self) -> float | None:
+        """The function's own default learning rate (``def train(lr=1.0)``), if it has one.
+
+        autolr's search measures it next to 1e-3 and centres its first grid between them.
+        """
+        param = self.params.get(PARAM)
+        default = None if param is None else param.default
+        if isinstance(default, bool) or not isinstance(default, (int, float)):
+            return None
+        value = float(default)
+        return value if value > 0 and value == value and value != float("inf") else None
+
     def check_kwargs(self, kwargs: Mapping[str, object]) -> None:
         """Refuse ``run(**kwargs)`` that set ``lr``/``trial`` or name no parameter of the function."""
         reserved = {PARAM, "trial"} & set(kwargs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, Literal, ParamSpec, TypeVar, overload
@@ -22,15 +23,17 @@ from typing import Generic, Literal, ParamSpec, TypeVar, overload
 import optuna
 
 from autolr import _liveness, _scaleout, _storage, _target
-from autolr._config import DEFAULT_N_TRIALS, StorageArg, TuneConfig
+from autolr._config import StorageArg, TuneConfig
 from autolr._dashboard import record_recommendation
 from autolr._hooks import ProgressBar
 from autolr._loop import Run, Slots, run_loop
+from autolr._search_loop import run_search
 from autolr._pruning import Pruning
 from autolr._result import Result
 from autolr._sampling import study_total
+from autolr._search import expected_trials
 from autolr._schema import views
-from autolr._space import DEFAULT_RANGE, SearchRangeSource
+from autolr._space import SearchRangeSource
 from autolr._stability import Stability
 from autolr._study import open_study
 from autolr._target import Target
@@ -116,7 +119,8 @@ class Tuned(Generic[P, R]):
             spec = _target.locate(self.fn, self)
             config = dataclasses.replace(config, storage=url)
             study = _scaleout.run_processes(
-                config, self.study_name, spec, workers=procs, kwargs=train_kwargs
+                config, self.study_name, spec, workers=procs, kwargs=train_kwargs,
+                default_lr=self.target.default_lr,
             )
             return Result(study)
         try:
@@ -128,27 +132,34 @@ class Tuned(Generic[P, R]):
 
     def _run_here(self, config: TuneConfig, n_jobs: int, kwargs: Mapping[str, object]) -> Result:
         """Run the loop in ``n_jobs`` threads of this process until the study is complete."""
-        study = open_study(config, self.study_name)
+        opened = open_study(config, self.study_name, default_lr=self.target.default_lr)
+        study, config, spec = opened.study, opened.config, opened.spec
         deadline = None if config.timeout is None else time.monotonic() + config.timeout
-        total = study_total(config)
+        total = study_total(config) if spec is None else expected_trials(spec)
         finished = Slots.of(views(study.get_trials(deepcopy=False))).finished
         bar = ProgressBar(
             total=total, desc=study.study_name, show=config.show_progress_bar, initial=finished
         )
         run = Run(
             study=study,
-            config=dataclasses.replace(config, n_trials=total),
+            config=config if spec is not None else dataclasses.replace(config, n_trials=total),
             target=self.target,
             kwargs=kwargs,
             worker=_liveness.worker_id(),
             deadline=deadline,
             progress=bar.update,
         )
+        def loop(stop: threading.Event | None = None) -> None:
+            if spec is None:
+                run_loop(run, stop)
+            else:
+                run_search(run, spec, stop)
+
         try:
             if n_jobs > 1:
-                _scaleout.run_threads(lambda stop: run_loop(run, stop), n_jobs)
+                _scaleout.run_threads(loop, n_jobs)
             else:
-                run_loop(run)
+                loop()
         finally:
             bar.close()
         result = Result(study)
@@ -161,11 +172,11 @@ def tune(fn: Callable[P, R], /) -> Tuned[P, R]: ...
 @overload
 def tune(
     *,
-    n_trials: int = ...,
+    n_trials: int | None = ...,
     timeout: float | None = ...,
     study_name: str | None = ...,
     storage: StorageArg = ...,
-    lr: LRArg = ...,
+    lr: LRArg | None = ...,
     direction: Literal["minimize", "maximize"] = ...,
     seed: int | None = ...,
     sampler: str | optuna.samplers.BaseSampler | None = ...,
@@ -182,11 +193,11 @@ def tune(
     fn: Callable[P, R] | None = None,
     /,
     *,
-    n_trials: int = DEFAULT_N_TRIALS,
+    n_trials: int | None = None,
     timeout: float | None = None,
     study_name: str | None = None,
     storage: StorageArg = None,
-    lr: LRArg = DEFAULT_RANGE,
+    lr: LRArg | None = None,
     direction: Literal["minimize", "maximize"] = "minimize",
     seed: int | None = None,
     sampler: str | optuna.samplers.BaseSampler | None = None,
@@ -199,44 +210,57 @@ def tune(
 ) -> Tuned[P, R] | Callable[[Callable[P, R]], Tuned[P, R]]:
     """Turn a train function into a learning-rate study that is stored, resumable and explained.
 
-    The function must accept ``lr`` (the sampled learning rate) as a keyword argument and return
-    the value to minimize (or maximize); it may accept ``trial`` to suggest more parameters and
-    call :func:`autolr.report` to let autolr stop bad trials early.
+    The function must accept ``lr`` (the learning rate to try) as a keyword argument and return
+    the value to minimize (or maximize); it may accept ``trial`` to suggest more parameters, and
+    it should call :func:`autolr.report` once per epoch: that is what lets autolr pause a run,
+    compare it with the others and resume only the promising ones.
+
+    autolr's search (the default, ``sampler="auto"``) measures ``1e-3`` and the function's own
+    default lr (``def train(lr=1.0)``) first, brackets the best region on a grid half a decade
+    apart, grows the range a decade at a time while the best sits on its edge (from ``1e-7`` to
+    ``1e2``), resumes the most promising runs to half a run and the best two to the end: about
+    ten trials and four runs of compute (``docs/stability.md``). A function that reports nothing
+    gets full runs on a coarser grid.
 
     Args:
-        n_trials: the study-wide total of finished trials (resuming runs only the missing ones).
+        n_trials: at most this many trials (default: as many as the search needs, about ten;
+            with ``sampler="tpe"``/``"random"``/``"grid"``: the study-wide total, default 12).
+            Resuming runs only the missing ones.
         timeout: seconds per :meth:`Tuned.run` call after which no new trial starts.
         study_name: defaults to the function's name.
         storage: an Optuna storage URL or object; default ``$AUTOLR_STORAGE`` or
             ``sqlite:///studies/autolr.db``.
-        lr: the log-uniform search range ``(low, high)``; default ``(1e-5, 1e-1)``.
+        lr: a fixed ``(low, high)`` range (a pick on its edge is warned about); default: the
+            search chooses and grows its range (``(1e-5, 1e-1)`` for an Optuna sampler).
         direction: ``"minimize"`` (losses) or ``"maximize"`` (accuracies).
-        seed: makes a fresh study sample the same learning rates on every machine.
-        sampler: ``"tpe"`` (default), ``"random"``, ``"grid"`` or any Optuna sampler. Grid mode
-            runs 1e-4, 1e-3, 1e-2, 1e-1 (the classic comparison) unless ``lr`` or
-            ``points_per_decade`` is given; it runs each grid point once, so the study's total
-            is at most the grid's size.
+        seed: makes a fresh study sample the same learning rates on every machine (Optuna
+            samplers; autolr's search is deterministic).
+        sampler: ``"auto"`` (default: autolr's search), ``"tpe"``, ``"random"``, ``"grid"`` or
+            any Optuna sampler. Grid mode runs 1e-4, 1e-3, 1e-2, 1e-1 (the classic comparison)
+            unless ``lr`` or ``points_per_decade`` is given; it runs each grid point once.
         points_per_decade: grid mode only: ``k`` points per decade over the ``lr`` range.
-        pruner: ``None`` for autolr's policy, ``False`` for none, or any Optuna pruner.
+        pruner: with autolr's search: ``False`` runs every trial to its end (no pausing). With
+            an Optuna sampler: ``None`` for autolr's peer rule, ``False`` for none, an
+            :class:`autolr.Pruning` or any Optuna pruner.
         stability: an :class:`autolr.Stability`; ``Stability(enabled=False)`` switches it off.
         catch: exceptions recorded as a failed trial (the study goes on); others propagate.
-        recheck: how many of the study's last trials re-run the best candidates with another
-            ``seed`` (the train function must accept ``seed``), so the recommendation rests on
-            more than one lucky run. Default: 2 when the function accepts ``seed``, else 0.
+        recheck: with an Optuna sampler, how many of the study's last trials re-run the best
+            candidates with another ``seed`` (the function must accept ``seed``); default 2
+            when it does. autolr's search finishes its two best candidates instead.
         show_progress_bar: default: on when stderr is a terminal.
 
     Example:
         >>> import autolr
-        >>> @autolr.tune(n_trials=5, seed=0, storage="sqlite:///:memory:", show_progress_bar=False)
+        >>> @autolr.tune(storage="sqlite:///:memory:", show_progress_bar=False)
         ... def train(lr: float) -> float:
         ...     loss = 1.0
-        ...     for epoch in range(3):
-        ...         loss *= 1 - min(lr * 50, 0.9)
+        ...     for epoch in range(8):
+        ...         loss = loss * (1 - min(lr * 20, 0.9)) + 10 * lr**2  # too high costs too
         ...         autolr.report(loss, step=epoch)
         ...     return loss
         >>> result = train.run()
-        >>> len(result.trials())
-        5
+        >>> 0.01 < result.best_lr < 0.1
+        True
     """
     config = TuneConfig.build(
         n_trials=n_trials,

@@ -28,7 +28,11 @@ from typing import TYPE_CHECKING, Any
 try:
     import lightning.pytorch as pl
     from lightning.pytorch.trainer.states import TrainerFn
-    from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
+    from lightning.pytorch.utilities.parsing import (
+        lightning_getattr,
+        lightning_hasattr,
+        lightning_setattr,
+    )
 except ImportError as e:  # pragma: no cover - exercised by a subprocess test
     raise ImportError("autolr.lightning needs Lightning 2.x: pip install autolr[lightning]") from e
 
@@ -126,8 +130,9 @@ def tune_lr(
     sets the trial's learning rate on the module the way Lightning's ``Tuner.lr_find`` does (the
     attribute ``attr_name``, else ``lr``, else ``learning_rate``, in the module or its
     ``hparams``), adds an :class:`AutolrCallback` and runs ``fit``. The trial's value is the
-    monitored metric at the last validation. Trials run with ``lightning.seed_everything(seed)``
-    first; the study's last trials re-run its best candidates with other seeds (``recheck``).
+    monitored metric at the last validation. The module's own learning rate (what ``module()``
+    sets) is measured first, next to 1e-3. Trials run with ``lightning.seed_everything(seed)``
+    first (``seed`` from ``run(seed=...)``, default 0).
 
     Example::
 
@@ -164,11 +169,11 @@ def tune_lr(
             the right type on every call or the module has no learning-rate attribute.
     """
     monitor = check_monitor(monitor)
-    attr, name = _probe(module, trainer, attr_name)
+    attr, name, own_lr = _probe(module, trainer, attr_name)
     fit_kwargs = {"datamodule": datamodule, "train_dataloaders": train_dataloaders,
                   "val_dataloaders": val_dataloaders}
 
-    def train(lr: float, seed: int = 0) -> float:
+    def train(lr: float = own_lr or 1e-3, seed: int = 0) -> float:
         pl.seed_everything(seed, workers=True, verbose=False)
         model = module()
         lightning_setattr(model, attr, lr)
@@ -187,8 +192,9 @@ def tune_lr(
     return tune(study_name=study_name or name, **options)(train).run()
 
 
-def _probe(module: Any, trainer: Any, attr_name: str) -> tuple[str, str]:
-    """Check both factories before anything is stored: (lr attribute, the module's class name)."""
+def _probe(module: Any, trainer: Any, attr_name: str) -> tuple[str, str, float | None]:
+    """Check both factories before anything is stored: (lr attribute, the module's class name,
+    the lr the module comes with, if it is a positive number)."""
     for arg, value in (("module", module), ("trainer", trainer)):
         if not callable(value):
             raise ValueError(f"{arg}: expected a function or class to call, got {value!r}")
@@ -216,4 +222,7 @@ def _probe(module: Any, trainer: Any, attr_name: str) -> tuple[str, str]:
             "trainer: returned the same Trainer twice; every trial needs a new one "
             "(e.g. trainer=lambda: lightning.Trainer(max_epochs=10))"
         )
-    return _lr_attr(first, attr_name), type(first).__name__
+    attr = _lr_attr(first, attr_name)
+    own = lightning_getattr(first, attr)
+    own_lr = float(own) if isinstance(own, (int, float)) and not isinstance(own, bool) and own > 0 else None
+    return attr, type(first).__name__, own_lr

@@ -256,10 +256,11 @@ def _search_estimator_has(attr: str) -> Callable[[LRSearchCV], bool]:
 class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
     """Search an estimator's learning rate with an autolr study, cross-validated.
 
-    The learning rate is sampled log-uniformly (default: two decades either side of the value the
-    estimator was given); the first trial measures that value itself, so the study always shows
-    how the tuned rate compares with it. Each trial is scored by cross-validation; intermediate
-    scores (per epoch or per boosting stage) let autolr stop unstable or trailing trials early.
+    The learning rate is searched by autolr's search (default: two decades either side of the
+    value the estimator was given); the first trials measure that value itself, so the study
+    always shows how the tuned rate compares with it. Each trial is scored by cross-validation;
+    intermediate scores (per epoch or per boosting stage) let autolr pause every trial after two
+    of them and resume only the promising ones, and stop unstable ones early.
     ``best_lr_`` is autolr's stability-aware recommendation, and with ``refit=True`` the
     estimator is fitted on all the data with it.
 
@@ -269,7 +270,8 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     Args:
         estimator: the estimator (or Pipeline) whose learning rate is searched; it is cloned.
-        n_trials: study-wide total of finished trials (resuming runs only the missing ones).
+        n_trials: at most this many trials (default: as many as the search needs; with an
+            Optuna sampler, a study-wide total, default 12). Resuming runs only the missing ones.
         cv: folds, as in ``GridSearchCV`` (int, splitter or iterable); default 3.
         scoring: a scorer name (``"neg_log_loss"``), a callable ``scorer(est, X, y)`` or
             ``None`` for accuracy (classifiers) / R² (regressors). Higher is better.
@@ -283,9 +285,10 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         n_jobs: folds run in this many threads (``None``: one).
         refit: fit ``best_estimator_`` on all the data with ``best_lr_``.
         timeout: seconds per ``fit`` after which no new trial starts.
-        sampler: ``"tpe"`` (default), ``"random"`` or an Optuna sampler.
-        pruner: ``None`` (autolr's policy), ``False`` (none), an ``autolr.Pruning`` or an Optuna
-            pruner.
+        sampler: ``"auto"`` (default: autolr's search), ``"tpe"``, ``"random"`` or an Optuna
+            sampler.
+        pruner: ``False`` runs every trial to its end; with an Optuna sampler also ``None``
+            (autolr's peer rule), an ``autolr.Pruning`` or an Optuna pruner.
         stability: an ``autolr.Stability``; default settings when ``None``.
         show_progress_bar: a progress bar over trials.
 
@@ -334,7 +337,7 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "refit": ["boolean"],
         "timeout": [Interval(Real, 0, None, closed="neither"), None],
-        "sampler": [StrOptions({"tpe", "random"}), optuna.samplers.BaseSampler, None],
+        "sampler": [StrOptions({"auto", "tpe", "random"}), optuna.samplers.BaseSampler, None],
         "pruner": "no_validation",
         "stability": "no_validation",
         "show_progress_bar": ["boolean"],
@@ -494,9 +497,14 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         name = self.study_name or self._default_study_name(
             estimator, lr_param, lr_range, X, y, splits, scorer
         )
-        self._enqueue_default(store, name, center, lr_range)
-
-        objective = self._objective(mode, folds, estimator, lr_param, path, scorer, X, y, splits)
+        searching = self.sampler in (None, "auto")
+        if not searching:
+            self._enqueue_default(store, name, center, lr_range)
+        default = float(center) if isinstance(center, Real) and not isinstance(center, bool) else None
+        objective = self._objective(
+            mode, folds, estimator, lr_param, path, scorer, X, y, splits,
+            default_lr=default if default is not None and lr_range.contains(default) else None,
+        )
         tuned = autolr.tune(
             n_trials=self.n_trials,
             study_name=name,
@@ -631,7 +639,11 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         X: Any,
         y: Any,
         splits: Sequence[tuple[np.ndarray, np.ndarray]],
+        *,
+        default_lr: float | None = None,
     ) -> Callable[..., float]:
+        """The train function of the study; its ``lr`` default is the estimator's own value,
+        which autolr's search measures first."""
         run = self._parallel_map()
         classes = None
         if mode == "epochs" and is_classifier(path[1]):
@@ -639,7 +651,8 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
 
             classes = unique_labels(y)  # raises "Unknown label type" for a continuous target
 
-        def train(lr: float, trial: optuna.Trial) -> float:
+        def train(lr: float = default_lr or 1e-3, trial: optuna.Trial | None = None) -> float:
+            assert trial is not None  # autolr passes it
             t0 = time.perf_counter()
             try:
                 if mode == "epochs":

@@ -2,9 +2,10 @@
 
     python examples/resume.py
 
-The first run is interrupted after three trials (as if Ctrl-C, a crash or a lost node stopped it);
-the second run of the very same code trains only the missing trials. The study lives in
-``studies/autolr.db`` under the name ``resume_demo``; delete that study (or the file) to start over.
+The first run is interrupted in its fourth trial (as if Ctrl-C, a crash or a lost node stopped
+it); the second run of the very same code trains only what is missing: what the interrupted
+trials had reported still counts. The study lives in ``studies/autolr.db`` under the name
+``resume_demo``; ``autolr delete resume_demo`` (or deleting the file) starts over.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ import math
 
 import autolr
 
-calls: list[float] = []
+epochs_trained: list[float] = []
 
 
-@autolr.tune(n_trials=8, seed=0, study_name="resume_demo")
-def train(lr: float, interrupt_after: int | None = None) -> float:
-    if interrupt_after is not None and len(calls) == interrupt_after:
-        raise KeyboardInterrupt  # what Ctrl-C does in the middle of a trial
-    calls.append(lr)
+@autolr.tune(study_name="resume_demo")
+def train(lr: float, interrupt_at: int | None = None) -> float:
     loss = 1.0
     for step in range(20):
+        if interrupt_at is not None and len(epochs_trained) == interrupt_at:
+            raise KeyboardInterrupt  # what Ctrl-C does in the middle of a trial
+        epochs_trained.append(lr)
         loss = 0.1 + (math.log10(lr) + 2.5) ** 2 / 10 + 0.9 * 0.8**step
         autolr.report(loss, step=step)
     return loss
@@ -30,13 +31,15 @@ def train(lr: float, interrupt_after: int | None = None) -> float:
 
 if __name__ == "__main__":
     try:
-        train.run(interrupt_after=3)
-        print("the study had already finished: nothing to resume (delete studies/autolr.db to rerun)")
+        train.run(interrupt_at=7)
+        print("the study had already finished: nothing to resume (autolr delete resume_demo)")
     except KeyboardInterrupt:
-        print(f"first run: interrupted after {len(calls)} finished trials")
-    calls.clear()
+        print(f"first run: interrupted after {len(epochs_trained)} epochs of training")
+    first = len(epochs_trained)
+    epochs_trained.clear()
     result = train.run()  # the very same call resumes
     table = result.trials()
-    print(f"second run: trained {len(calls)} more; the study holds {int((table.stop_reason != 'interrupted').sum())} finished trials")
-    print(table[["number", "state", "lr", "value", "stop_reason", "retry_of"]].to_string(index=False))
+    print(f"second run: trained {len(epochs_trained)} more epochs; the study holds "
+          f"{len(table)} trials ({int((table.stop_reason == 'interrupted').sum())} interrupted)")
+    print(table[["number", "state", "lr", "value", "steps", "stop_reason"]].to_string(index=False))
     print(f"recommended lr: {result.best_lr:.3g}")

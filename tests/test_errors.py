@@ -15,7 +15,7 @@ def ok(lr: float) -> float:
 
 
 BAD_OPTIONS = [
-    ({"n_trials": 0}, r"^n_trials: expected an int >= 1, got 0$"),
+    ({"n_trials": 0}, r"^n_trials: expected an int >= 1 or None, got 0$"),
     ({"n_trials": 2.5}, r"^n_trials: expected an int >= 1"),
     ({"n_trials": True}, r"^n_trials: "),
     ({"timeout": -1}, r"^timeout: expected seconds > 0"),
@@ -32,7 +32,7 @@ BAD_OPTIONS = [
     ({"seed": -1}, r"^seed: expected an int >= 0"),
     ({"seed": "0"}, r"^seed: "),
     ({"study_name": ""}, r"^study_name: expected a non-empty string"),
-    ({"sampler": "bayes"}, r"^sampler: expected 'tpe', 'random'"),
+    ({"sampler": "bayes"}, r"^sampler: expected 'auto', 'tpe', 'random'"),
     ({"pruner": "median"}, r"^pruner: expected None"),
     ({"catch": "ValueError"}, r"^catch: expected a tuple of Exception classes"),
     ({"stability": {"enabled": False}}, r"^stability: expected an autolr.Stability"),

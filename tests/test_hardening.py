@@ -28,8 +28,8 @@ CHILD = textwrap.dedent(
     """
     import sys, time, autolr
 
-    @autolr.tune(n_trials=int(sys.argv[2]), seed=0, storage=sys.argv[1], pruner=False,
-                 show_progress_bar=False)
+    @autolr.tune(n_trials=int(sys.argv[2]), seed=0, storage=sys.argv[1], sampler="tpe",
+                 pruner=False, show_progress_bar=False)
     def train(lr: float) -> float:
         loss = 1.0
         for step in range(5):
@@ -167,8 +167,8 @@ FULL_DISK_CHILD = textwrap.dedent(
     limit = os.path.getsize(path) + 8192
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # the disk is "full" beyond this
 
-    @autolr.tune(n_trials=50, storage="sqlite:///" + path, study_name="full", pruner=False,
-                 show_progress_bar=False)
+    @autolr.tune(n_trials=50, storage="sqlite:///" + path, study_name="full", sampler="tpe",
+                 pruner=False, show_progress_bar=False)
     def train(lr):
         for step in range(40):
             autolr.report(1.0 / (step + 1) + lr, step=step)
@@ -182,7 +182,8 @@ FULL_DISK_CHILD = textwrap.dedent(
 def test_a_full_disk_is_a_clear_error_and_the_study_resumes(tmp_path: Path) -> None:
     path = tmp_path / "full.db"
     url = f"sqlite:///{path}"
-    autolr.tune(n_trials=1, storage=url, study_name="full", show_progress_bar=False)(lambda lr: lr).run()
+    autolr.tune(n_trials=1, storage=url, study_name="full", sampler="tpe",
+                show_progress_bar=False)(lambda lr: lr).run()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, str(path)], env=env,
                           capture_output=True, text=True, timeout=120)
@@ -195,7 +196,8 @@ def test_a_full_disk_is_a_clear_error_and_the_study_resumes(tmp_path: Path) -> N
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(done) < 50  # not reported as done
     # With room again, the same study finishes at exactly its total.
-    @autolr.tune(n_trials=50, storage=url, study_name="full", pruner=False, show_progress_bar=False)
+    @autolr.tune(n_trials=50, storage=url, study_name="full", sampler="tpe", pruner=False,
+                 show_progress_bar=False)
     def train(lr: float) -> float:
         return lr
 

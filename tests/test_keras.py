@@ -60,8 +60,9 @@ def test_callback_reports_each_epoch_and_stops_trials_early(example: Any, db: st
     assert sorted(rec.intermediate_values) == list(range(EPOCHS))
     complete = table[table["state"] == "COMPLETE"]
     assert result.best_value <= 1.25 * complete["value"].min()  # stability-aware, near the best
-    default = table.query("lr == 0.001")["value"].iloc[0]
-    assert result.best_value < default / 2  # Adam's 1e-3 is too slow for 5 epochs here
+    default = next(t for t in result.study.trials if t.params["lr"] == pytest.approx(1e-3))
+    last = default.intermediate_values[max(default.intermediate_values)]
+    assert result.best_value < last / 2  # Adam's 1e-3 is too slow here (measured first)
 
 
 def test_a_second_fit_in_one_trial_counts_its_epochs_on(example: Any, db: str) -> None:

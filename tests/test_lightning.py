@@ -123,14 +123,13 @@ def test_tune_lr_sets_the_modules_lr_on_fresh_modules_and_trainers(
     loaders: Any, db: str, tmp_path: Path
 ) -> None:
     train_loader, val_loader = loaders
-    result = tune_lr(module=LitClassifier, trainer=make_trainer, train_dataloaders=train_loader,
-                     val_dataloaders=val_loader, n_trials=6, lr=(1e-3, 30.0), seed=0,
-                     storage=db, show_progress_bar=False)
+    result = tune_lr(module=lambda: LitClassifier(lr=0.1), trainer=make_trainer,
+                     train_dataloaders=train_loader, val_dataloaders=val_loader, n_trials=6,
+                     lr=(1e-3, 30.0), seed=0, storage=db, show_progress_bar=False)
     assert result.study.study_name == "LitClassifier"
     table = _check_study(result, 6)
-    # The last trials re-check the best lr with other seeds (seed_everything): same lr, new value.
-    rechecked = table[table["lr"].duplicated(keep=False) & (table["state"] == "COMPLETE")]
-    assert len(rechecked) >= 2 and rechecked["value"].nunique() == len(rechecked)
+    # the module's own lr (LitClassifier's default) is measured first, next to 1e-3
+    assert {round(lr, 9) for lr in table["lr"].iloc[:2]} == {1e-3, 0.1}
     again = autolr.load("LitClassifier", storage=db)
     assert len(again.trials()) == len(table) and again.best_lr == result.best_lr
 

@@ -22,7 +22,8 @@ CHILD = textwrap.dedent(
     """
     import sys, time, autolr
 
-    @autolr.tune(n_trials=5, seed=0, storage=sys.argv[1], pruner=False, show_progress_bar=False)
+    @autolr.tune(n_trials=5, seed=0, storage=sys.argv[1], sampler="tpe", pruner=False,
+                 show_progress_bar=False)
     def train(lr: float) -> float:
         for epoch in range(3):
             autolr.report(1.0 / (epoch + 1) + lr, step=epoch)

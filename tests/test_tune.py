@@ -48,8 +48,8 @@ def test_study_runs_stores_and_reports(db: str, tmp_path: Path) -> None:
     assert len(again.trials()) == 6
 
 
-def test_default_pruning_stops_trailing_trials_and_says_so(db: str) -> None:
-    train = autolr.tune(n_trials=12, seed=0, storage=db, show_progress_bar=False)(bowl)
+def test_peer_pruning_of_an_optuna_sampler_stops_trailing_trials_and_says_so(db: str) -> None:
+    train = autolr.tune(n_trials=12, seed=0, storage=db, sampler="tpe", show_progress_bar=False)(bowl)
     result = train.run()
     trials = result.study.trials
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
@@ -140,8 +140,13 @@ def test_resume_with_other_direction_or_range_is_refused(db: str) -> None:
     autolr.tune(n_trials=1, storage=db, study_name="s", show_progress_bar=False)(bowl).run()
     with pytest.raises(ValueError, match=r"^direction: .*'minimize'"):
         autolr.tune(n_trials=2, storage=db, study_name="s", direction="maximize")(bowl).run()
-    with pytest.raises(ValueError, match=r"^lr: .*\(1e-05, 0\.1\)"):
+    with pytest.raises(ValueError, match=r"^lr: .*\(1e-07, 100\), got \(0\.0001, 1\)"):
         autolr.tune(n_trials=2, storage=db, study_name="s", lr=(1e-4, 1.0))(bowl).run()
+    with pytest.raises(ValueError, match=r"^sampler: study 's' was run by autolr's own search"):
+        autolr.tune(n_trials=2, storage=db, study_name="s", sampler="tpe")(bowl).run()
+    autolr.tune(n_trials=1, storage=db, study_name="t", lr=(1e-4, 1e-2))(bowl).run()
+    with pytest.raises(ValueError, match=r"^lr: study 't' .*\(0\.0001, 0\.01\), got autolr's own"):
+        autolr.tune(n_trials=2, storage=db, study_name="t")(bowl).run()
     assert len(autolr.load("s", storage=db).study.trials) == 1
 
 
@@ -316,7 +321,7 @@ def test_grid_mode_points_per_decade(db: str) -> None:
 def test_recheck_reruns_the_best_candidates_with_other_seeds(db: str) -> None:
     seen: list[tuple[float, int]] = []
 
-    @autolr.tune(n_trials=8, seed=0, storage=db, pruner=False, show_progress_bar=False)
+    @autolr.tune(n_trials=8, seed=0, storage=db, sampler="tpe", pruner=False, show_progress_bar=False)
     def train(lr: float, seed: int = 0) -> float:
         seen.append((lr, seed))
         return abs(math.log10(lr) + 2) + 0.01 * seed
@@ -339,10 +344,14 @@ def test_recheck_reruns_the_best_candidates_with_other_seeds(db: str) -> None:
 
 def test_recheck_needs_a_seed_parameter() -> None:
     with pytest.raises(ValueError, match=r"^recheck: .* has no 'seed' parameter"):
-        autolr.tune(recheck=2)(bowl)
+        autolr.tune(recheck=2, sampler="tpe")(bowl)
     with pytest.raises(ValueError, match=r"^recheck: expected an int >= 0"):
         autolr.tune(recheck=-1)(bowl)
+    with pytest.raises(ValueError, match=r"^recheck: autolr's search .* finishes its two best"):
+        autolr.tune(recheck=1)(lambda lr, seed=0: lr)
     assert autolr.tune(bowl).options["recheck"] == 0
+    assert autolr.tune(lambda lr, seed=0: lr).options["recheck"] == 0  # the search's default
+    assert autolr.tune(lambda lr, seed=0: lr, sampler="tpe").options["recheck"] == 2
 
 
 def test_best_lr_is_the_lr_the_optimizer_really_ran(db: str) -> None:

@@ -202,7 +202,7 @@ def run_trial(
     """Call the train function for ``trial`` and record how it ended (:func:`record_outcome`)."""
     config = run.config
     lr = trial.suggest_float(PARAM, config.lr_range.low, config.lr_range.high, log=True)
-    ctx = TrialContext(trial, judge=judge_for(config, trials))
+    ctx = TrialContext(trial, judge=judge_for(config, trials, lr))
     try:
         with active(ctx):
             out = run.target.call(trial, lr, run.kwargs, seed)

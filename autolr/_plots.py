@@ -192,6 +192,9 @@ def plot_curves(result: Plottable, *, ax: Axes | None = None) -> Figure:
         lows.append(min(v for _, v in pts))
         all_y.extend(v for _, v in pts)
     ax.set_xlabel("step")
+    from matplotlib.ticker import MaxNLocator  # matplotlib is imported lazily, with the figure
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_ylabel("reported value")
     ax.set_title(f"{result.study.study_name}: curves by learning rate")
     if not segs:

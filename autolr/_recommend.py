@@ -248,13 +248,23 @@ def _ratio(num: float, den: float) -> float:
 
 
 def _effective(trial: TrialSummary, sign: float) -> float:
+    """The final value, or the median of the last three reports when they swung (one rose
+    after a fall) and that median is worse: a curve that only fell is judged by where it ended."""
     y = sign * float(trial.value)  # type: ignore[arg-type]
-    tail = [sign * float(v) for _, v in trial.curve[-3:] if math.isfinite(float(v))]
-    if len(tail) == 3:
+    if _swung(trial, sign):
+        tail = [sign * float(v) for _, v in trial.curve[-3:]]
         med = sorted(tail)[1]
         if med > y:
             return med
     return y
+
+
+def _swung(trial: TrialSummary, sign: float) -> bool:
+    """Whether the last three reports went up somewhere (in the caller's orientation: worse)."""
+    tail = [sign * float(v) for _, v in trial.curve[-3:]]
+    if len(tail) < 3 or not all(math.isfinite(v) for v in tail):
+        return False
+    return any(b > a for a, b in zip(tail, tail[1:]))
 
 
 def _is_unstable(trial: TrialSummary) -> bool:
@@ -392,9 +402,24 @@ def recommend(
             why.append("its last reports swung above its final value")
         if not why:
             why.append("its neighbours did worse, so its value looks like luck")
+        if raw.lr == best.lr:
+            reason += (
+                f" Trial #{raw.number} ran the same lr and ended at {_fmt(float(raw.value))}."  # type: ignore[arg-type]
+            )
+        else:
+            reason += (
+                f" The {word} single value, trial #{raw.number} at lr={_fmt(raw.lr)} "
+                f"({_fmt(float(raw.value))}), was not chosen: " + "; ".join(why) + "."  # type: ignore[arg-type]
+            )
+    at_best = [t for t in complete if t.lr == best.lr]
+    if len(at_best) == 1:
+        reason += " It rests on one training run (one seed) at that lr."
+    lrs = [t.lr for t in trials if usable_lr(t)]
+    if len(set(lrs)) >= 3 and best.lr in (min(lrs), max(lrs)):
+        side = "highest" if best.lr == max(lrs) else "lowest"
         reason += (
-            f" The {word} single value, trial #{raw.number} at lr={_fmt(raw.lr)} "
-            f"({_fmt(float(raw.value))}), was not chosen: " + "; ".join(why) + "."  # type: ignore[arg-type]
+            f" Warning: it is the {side} lr tried, on the edge of the range: the best lr may lie "
+            f"{'above' if side == 'highest' else 'below'} it; widen the range on that side."
         )
     return Recommendation(
         lr=float(best.lr),

@@ -30,6 +30,7 @@ import optuna
 from autolr import _plots
 from autolr._plots import Plottable
 from autolr._recommend import Recommendation, curve_stats
+from autolr._peers import made_no_progress
 from autolr._schema import PARAM, UNSTABLE, TrialView, counted, views
 
 if TYPE_CHECKING:
@@ -46,15 +47,23 @@ TRIAL_COLUMNS = {
     "state": "COMPLETE, PRUNED (stopped by autolr), FAIL, RUNNING or WAITING",
     "lr": "the learning rate the trial ran",
     "value": "the final objective the train function returned (empty unless COMPLETE)",
+    "first_reported": "the first intermediate value the trial reported",
     "best_reported": "the best finite intermediate value the trial reported",
     "final_reported": "the last finite intermediate value the trial reported",
     "steps": "how many intermediate values the trial reported",
     "last_step": "the last step it reported",
     "stop_reason": "why autolr stopped or failed it (nan, inf, diverged, oscillating, "
-    "underperforming, exception, crashed, interrupted, surplus); empty if it ran to the end",
+    "no_progress, underperforming, exception, crashed, interrupted, surplus); empty if it ran "
+    "to the end",
     "stop_step": "the step of the report that stopped it",
     "steps_to_converge": "COMPLETE trials: the first step from which every report stays within "
-    f"{CONVERGE_TOL:.0%} of the curve's span (max - min) of the last report; lower = sooner",
+    f"{CONVERGE_TOL:.0%} of the curve's span (max - min) of the last report; lower = sooner; "
+    "empty when the curve was still falling at its last step (see converged)",
+    "converged": "COMPLETE trials with 3 reports or more: False when the curve was still falling "
+    "at its last step (a longer run would have gone further)",
+    "learned": "False when the trial ended within 1% of its first report (no progress): the "
+    "model learned nothing at this lr",
+    "finite": "False when a report was NaN or infinite",
     "spread": f"(max - min) / |mean| of the last {SPREAD_TAIL} reports: 0 = flat at the end, "
     "large = still moving or noisy",
     "swings": "how many times the curve changed direction (down then up, or up then down)",
@@ -72,11 +81,15 @@ COMPARISON_COLUMNS = {
     "trials": "trials whose lr falls in the range (crashed/interrupted ones left out)",
     "completed": "of them, trials that ran to the end",
     "unstable": "share of trials stopped or failed as nan, inf, diverged or oscillating",
+    "no_progress": "share of trials that learned nothing (ended within 1% of their first report, "
+    "or above the untrained level)",
     "median_steps_to_converge": "convergence speed: median steps_to_converge of completed trials",
     "median_spread": "median spread of the last reports of completed trials",
     "best_value": "best final value of the range",
     "median_value": "median final value of completed trials",
-    "verdict": "speed and stability compared with the other ranges; 'best range' holds the "
+    "verdict": "speed and stability compared with the other ranges, from what the trials did "
+    "('stable' only when no trial blew up, rose above its start or learned nothing; 'not "
+    "converged' when the curves still fell at their last step); 'best range' holds the "
     "recommended lr",
 }
 
@@ -95,6 +108,10 @@ class TrialFigures:
     steps_to_converge: int | None
     spread: float | None
     swings: int
+    converged: bool | None = None
+    learned: bool | None = None
+    rose: bool = False
+    non_finite: bool = False
 
 
 def trial_figures(
@@ -115,15 +132,39 @@ def trial_figures(
         (2, 0.5, 4)
     """
     s = curve_stats(curve, direction=direction, tail=SPREAD_TAIL, tol=CONVERGE_TOL)
+    step = converge_step(curve) if complete else None
+    converged = None
+    if complete and s.n_reports >= 3:
+        converged = not (step == s.last_step and _still_falling(curve, direction))
+        if not converged:
+            step = None
+    values = [float(v) for _, v in curve]
+    finite = [v for v in values if math.isfinite(v)]
+    sign = 1.0 if direction == "minimize" else -1.0
+    rose = len(finite) >= 2 and sign * (finite[-1] - finite[0]) > 0.1 * abs(finite[0])
     return TrialFigures(
         best_reported=s.best,
         final_reported=s.final,
         steps=len(curve),
         last_step=s.last_step,
-        steps_to_converge=converge_step(curve) if complete else None,
+        steps_to_converge=step,
         spread=s.tail_spread if s.n_reports >= 2 else None,
         swings=s.swings,
+        converged=converged,
+        learned=None if len(finite) < 2 else not made_no_progress(values, direction=direction),
+        rose=rose,
+        non_finite=s.non_finite,
     )
+
+
+def _still_falling(curve: Sequence[tuple[int, float]], direction: str) -> bool:
+    """Whether the last report improved on everything before it by more than the tolerance."""
+    sign = 1.0 if direction == "minimize" else -1.0
+    values = [sign * float(v) for _, v in curve if math.isfinite(v)]
+    if len(values) < 3:
+        return False
+    span = max(values) - min(values)
+    return min(values[:-1]) - values[-1] > CONVERGE_TOL * span
 
 
 def converge_step(curve: Sequence[tuple[int, float]], *, tol: float = CONVERGE_TOL) -> int | None:
@@ -162,10 +203,21 @@ class Outcome:
     stop_reason: str | None = None
     steps_to_converge: int | None = None
     spread: float | None = None
+    converged: bool | None = None
+    learned: bool | None = None
+    rose: bool = False
+    non_finite: bool = False
 
     @property
     def unstable(self) -> bool:
-        return self.stop_reason in UNSTABLE
+        """Stopped or failed as unstable, or its curve went non-finite or rose above its start."""
+        return self.stop_reason in UNSTABLE or self.non_finite or self.rose
+
+    @property
+    def no_progress(self) -> bool:
+        return not self.unstable and (
+            self.stop_reason == "no_progress" or (self.state == "COMPLETE" and self.learned is False)
+        )
 
 
 @dataclass(frozen=True)
@@ -178,6 +230,7 @@ class RangeRow:
     trials: int
     completed: int
     unstable: float
+    no_progress: float
     median_steps_to_converge: float | None
     median_spread: float | None
     best_value: float | None
@@ -255,13 +308,20 @@ def verdict(
     typical_steps: float | None,
     best: bool = False,
     underperforming: float = 0.0,
+    no_progress: float = 0.0,
+    not_converged: float = 0.0,
+    below_best: bool = False,
 ) -> str:
-    """A few words for one range: speed (fast/moderate/slow) and stability, or what went wrong.
+    """A few words for one range, from what its trials did.
 
-    ``steps`` is the range's median steps to converge and ``typical_steps`` the median over all
-    ranges: at most 2/3 of it is "fast", at least 3/2 "slow". Half or more trials unstable is
-    "unstable", some "sometimes unstable", none "stable". A range where nothing completed
-    "diverges" (all unstable) or is "underperforming" (all stopped as worse than the others).
+    Speed (when trials completed): ``steps`` is the range's median steps to converge and
+    ``typical_steps`` the median over all ranges: at most 2/3 of it is "fast", at least 3/2
+    "slow"; when most completed curves still fell at their last step it is "not converged".
+    Stability: half or more trials unstable (stopped as nan/inf/diverged/oscillating, or a curve
+    that went non-finite or rose above its start) is "unstable", some "sometimes unstable"; any
+    trial that learned nothing is "no progress"; "stable" only when none of that happened. A
+    range where nothing completed "diverges" (all unstable), learns nothing, or is
+    "underperforming (all stopped early)" only when every trial was stopped as merely behind.
 
     Example:
         >>> verdict(trials=4, completed=1, unstable=0.75, steps=2, typical_steps=6)
@@ -270,22 +330,37 @@ def verdict(
         'best range: moderate, stable'
         >>> verdict(trials=2, completed=0, unstable=1.0, steps=None, typical_steps=6)
         'diverges'
+        >>> verdict(trials=2, completed=0, unstable=0.0, steps=None, typical_steps=6,
+        ...         no_progress=0.5, underperforming=0.5)
+        'no progress, none completed'
     """
     if trials == 0:
         return "no trials"
+    trouble = []
+    if unstable >= 0.5:
+        trouble.append("unstable")
+    elif unstable > 0:
+        trouble.append("sometimes unstable")
+    if no_progress >= 1.0:
+        trouble.append("learns nothing")
+    elif no_progress > 0:
+        trouble.append("no progress")
     if completed == 0:
         if unstable >= 1.0:
             return "diverges"
-        if unstable > 0:
-            return "unstable, none completed"
+        if trouble:
+            return ", ".join(trouble) + ", none completed"
         if underperforming >= 1.0:
-            return "underperforming (all stopped early)"
+            slow = "slow, " if below_best else ""
+            return f"{slow}underperforming (all stopped early)"
         return "no completed trial"
     words = []
-    if steps is not None and typical_steps is not None and typical_steps > 0:
+    if not_converged > 0.5:
+        words.append("not converged")
+    elif steps is not None and typical_steps is not None and typical_steps > 0:
         ratio = steps / typical_steps
         words.append("fast" if ratio <= 2 / 3 else "slow" if ratio >= 1.5 else "moderate")
-    words.append("unstable" if unstable >= 0.5 else "sometimes unstable" if unstable > 0 else "stable")
+    words += trouble or ["stable"]
     text = ", ".join(words)
     return f"best range: {text}" if best else text
 
@@ -346,6 +421,7 @@ def compare_ranges(
         values = [float(o.value) for o in ok]  # type: ignore[arg-type]
         spreads = [o.spread for o in ok if o.spread is not None and math.isfinite(o.spread)]
         share = sum(o.unstable for o in ms) / len(ms)
+        idle = sum(o.no_progress for o in ms) / len(ms)
         best = recommended_lr is not None and lo <= recommended_lr < hi
         rows.append(
             RangeRow(
@@ -355,6 +431,7 @@ def compare_ranges(
                 trials=len(ms),
                 completed=len(ok),
                 unstable=share,
+                no_progress=idle,
                 median_steps_to_converge=steps,
                 median_spread=_median(spreads),
                 best_value=pick(values) if values else None,
@@ -367,6 +444,9 @@ def compare_ranges(
                     typical_steps=typical,
                     best=best,
                     underperforming=sum(o.stop_reason == "underperforming" for o in ms) / len(ms),
+                    no_progress=idle,
+                    not_converged=(sum(o.converged is False for o in ok) / len(ok)) if ok else 0.0,
+                    below_best=recommended_lr is not None and hi <= recommended_lr,
                 ),
             )
         )
@@ -386,6 +466,7 @@ def _row(t: TrialView, *, direction: str) -> dict[str, object]:
         "state": t.state,
         "lr": t.lr,
         "value": t.value,
+        "first_reported": float(t.curve[0][1]) if t.curve else None,
         "best_reported": fig.best_reported,
         "final_reported": fig.final_reported,
         "steps": fig.steps,
@@ -393,6 +474,9 @@ def _row(t: TrialView, *, direction: str) -> dict[str, object]:
         "stop_reason": t.stop_reason,
         "stop_step": t.stop_step,
         "steps_to_converge": fig.steps_to_converge,
+        "converged": fig.converged,
+        "learned": fig.learned,
+        "finite": not fig.non_finite,
         "spread": fig.spread,
         "swings": fig.swings,
         "exception": t.exception,
@@ -433,8 +517,10 @@ def trials_table(study: optuna.Study, *, trials: Sequence[TrialView] | None = No
     rows = [_row(t, direction=direction) for t in trials]
     extra = sorted({k for row in rows for k in row if k not in TRIAL_COLUMNS})
     df = pd.DataFrame(rows, columns=list(TRIAL_COLUMNS) + extra)
-    for col in ("lr", "value", "best_reported", "final_reported", "spread", "duration_s"):
+    for col in ("lr", "value", "first_reported", "best_reported", "final_reported", "spread",
+                "duration_s"):
         df[col] = df[col].astype("float64")
+    df.attrs["direction"] = direction
     for col in ("last_step", "stop_step", "steps_to_converge", "retry_of"):
         df[col] = df[col].astype("Int64")
     df["started"] = pd.to_datetime(df["started"])
@@ -445,30 +531,39 @@ def outcomes(table: pd.DataFrame) -> list[Outcome]:
     """The comparison's view of a :func:`trials_table`."""
 
     def num(x: object) -> float | None:
-        if not isinstance(x, (int, float)) or x != x:  # None, NaN, NA -> None
+        try:
+            v = float(x)  # type: ignore[arg-type]  # numpy and pandas scalars, None, NA
+        except (TypeError, ValueError):
             return None
-        return float(x)
+        return None if v != v else v
 
+    def flag(x: object) -> bool | None:
+        return None if x is None or x is pd.NA or x != x else bool(x)
+
+    import pandas as pd  # pandas costs import time: only reports need it
+
+    sign = 1.0 if table.attrs.get("direction", "minimize") == "minimize" else -1.0
     out = []
-    for number, state, lr, value, reason, conv, spread in zip(
-        table["number"],
-        table["state"],
-        table["lr"],
-        table["value"],
-        table["stop_reason"],
-        table["steps_to_converge"].astype("float64"),
-        table["spread"],
-    ):
-        if lr != lr:
+    for rec in table.to_dict("records"):
+        lr = num(rec["lr"])
+        if lr is None:
             continue
+        first, final = num(rec["first_reported"]), num(rec["final_reported"])
+        rose = first is not None and final is not None and sign * (final - first) > 0.1 * abs(first)
+        steps = num(rec["steps_to_converge"])
+        reason = rec["stop_reason"]
         out.append(
             Outcome(
-                lr=float(lr),
-                state=state,
-                value=num(value),
+                lr=lr,
+                state=str(rec["state"]),
+                value=num(rec["value"]),
                 stop_reason=reason if isinstance(reason, str) else None,
-                steps_to_converge=None if conv != conv else int(conv),
-                spread=num(spread),
+                steps_to_converge=None if steps is None else int(steps),
+                spread=num(rec["spread"]),
+                converged=flag(rec["converged"]),
+                learned=flag(rec["learned"]),
+                rose=rose,
+                non_finite=rec["finite"] is False or rec["finite"] == False,  # noqa: E712
             )
         )
     return out
@@ -497,8 +592,8 @@ def comparison_table(
         outcomes(table), bins=bins, direction=_direction(study), recommended_lr=recommended_lr
     )
     df = pd.DataFrame([asdict(r) for r in rows], columns=list(COMPARISON_COLUMNS))
-    for col in ("lr_low", "lr_high", "unstable", "median_steps_to_converge", "median_spread",
-                "best_value", "median_value"):
+    for col in ("lr_low", "lr_high", "unstable", "no_progress", "median_steps_to_converge",
+                "median_spread", "best_value", "median_value"):
         df[col] = df[col].astype("float64")
     for col in ("trials", "completed"):
         df[col] = df[col].astype("int64")
@@ -688,8 +783,9 @@ def _json(rep: Report) -> str:
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.85em}
-th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
+table{border-collapse:collapse;font-size:.8em;max-width:100%}
+th,td{border:1px solid #ccc;padding:.2em .4em;text-align:right;overflow-wrap:anywhere}
+th{white-space:normal}
 th{background:#f2f2f2}td.t{text-align:left}
 .rec{background:#eef7ee;border-left:4px solid #2a2;padding:.6em 1em;max-width:60em}
 img{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0}
@@ -709,6 +805,14 @@ def html_table(df: pd.DataFrame) -> str:
         )
         rows.append(f"<tr>{tds}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+#: The trials table of the HTML page: what a person reads in a 1400 px window (the exports keep
+#: every column).
+_HTML_TRIAL_COLUMNS = [
+    "number", "state", "lr", "value", "first_reported", "final_reported", "steps",
+    "stop_reason", "stop_step", "steps_to_converge", "converged", "spread", "duration_s",
+]
 
 
 def _looks_numeric(s: str) -> bool:
@@ -743,7 +847,9 @@ def _html(rep: Report, result: Plottable) -> str:
         f"<p>{html.escape(rec.reason)}</p></div>\n"
         f"<h2>Learning-rate comparison</h2>\n{html_table(rep.comparison)}\n"
         f"<h2>Plots</h2>\n{''.join(figures)}\n"
-        f"<h2>Trials</h2>\n{html_table(rep.trials)}\n</body></html>\n"
+        f"<h2>Trials</h2>\n{html_table(rep.trials[_HTML_TRIAL_COLUMNS])}\n"
+        '<p class="note">Every column of every trial: the CSV, JSON or Parquet export.</p>\n'
+        "</body></html>\n"
     )
 
 

@@ -83,6 +83,8 @@ class StopReason(str, enum.Enum):
     DIVERGED = "diverged"
     OSCILLATING = "oscillating"
     UNDERPERFORMING = "underperforming"
+    #: The trial ended within 1% of where it started: at this lr the model learns nothing.
+    NO_PROGRESS = "no_progress"
     #: An Optuna pruner (or the train function) raised ``optuna.TrialPruned`` itself.
     PRUNED = "pruned"
     EXCEPTION = "exception"

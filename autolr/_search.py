@@ -43,6 +43,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from autolr._peers import PeerScale, made_no_progress
 from autolr._schema import NOT_ABOUT_LR, UNSTABLE, TrialView
 
 #: log10 of the classic default learning rate (Adam's 1e-3): always measured.
@@ -542,32 +543,32 @@ def spec_from_json(
 
 #: A halted trial whose reports rose this much above its first one diverged.
 RISE = 0.1
-#: ... or whose last report is this many times the worst healthy trial's at the same report.
-FAR = 10.0
 
 
 def halt_reason(seen: Sequence[Seen], number: int) -> str:
-    """Why the search stops trial ``number``: ``diverged`` when its loss rose above where it
-    started, or sits ``FAR`` times above every healthy trial's at the same report; else
+    """Why the search stops trial ``number``, from the facts: ``diverged`` when its loss rose
+    above where it started or sits ten times above every healthy trial's at the same report
+    (:mod:`autolr._peers`); ``no_progress`` when it ends where it started; else
     ``underperforming`` (it was merely behind).
 
     Example:
         >>> a = Seen(0, -3.0, "paused", (1.0, 0.5))
         >>> b = Seen(1, 1.0, "paused", (50.0, 400.0))
-        >>> halt_reason([a, b], 1), halt_reason([a, b], 0)
-        ('diverged', 'underperforming')
+        >>> c = Seen(2, -6.0, "paused", (2.30, 2.299))
+        >>> halt_reason([a, b, c], 1), halt_reason([a, b, c], 2), halt_reason([a, b, c], 0)
+        ('diverged', 'no_progress', 'underperforming')
     """
     me = next(s for s in seen if s.number == number)
-    vals = [v for v in me.values if math.isfinite(v)]
-    if len(vals) != len(me.values) or not vals:
-        return "diverged" if vals != list(me.values) else "underperforming"
-    first, last = vals[0], vals[-1]
-    if len(vals) >= 2 and last - first > RISE * abs(first):
+    vals = list(me.values)
+    if not vals or not all(math.isfinite(v) for v in vals):
+        return "diverged" if vals else "underperforming"
+    if len(vals) >= 2 and vals[-1] - vals[0] > RISE * abs(vals[0]):
         return "diverged"
-    i = len(vals) - 1
-    peers = [s.values[i] for s in seen
-             if s.number != number and s.status != "unstable" and len(s.values) > i
-             and math.isfinite(s.values[i]) and s.values[i] > 0]
-    if peers and last > 0 and last > FAR * max(peers):
+    healthy = [(s.x, s.values) for s in seen if s.number != number and s.status != "unstable"
+               and s.values and all(math.isfinite(v) for v in s.values)]
+    scale = PeerScale.of(healthy, lr=me.x, direction="minimize")
+    if any(scale.judge(v) for v in vals) or (scale.strikes and vals[-1] > 0 and len(vals) == 1):
         return "diverged"
+    if made_no_progress(vals, untrained=scale.untrained):
+        return "no_progress"
     return "underperforming"

@@ -25,6 +25,7 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -50,7 +51,7 @@ from autolr._search import (
     seen,
 )
 from autolr._stability import StabilityMonitor
-from autolr._stopping import StopJudge
+from autolr._stopping import StopJudge, peer_scale
 
 
 class _Abandoned(BaseException):
@@ -92,13 +93,13 @@ class SearchWorker:
         begins = [a for a in actions if isinstance(a, Begin)]
         if begins:  # workers that decide at the same moment start different learning rates
             action = begins[self.index % len(begins)]
-            self.begin(action.x, action.budget)
+            self.begin(action.x, action.budget, trials)
             return True
         if not any(isinstance(a, Halt) for a in actions):
             time.sleep(POLL_S)  # Hold, or resumes that belong to other workers
         return True
 
-    def begin(self, x: float, budget: int | None) -> None:
+    def begin(self, x: float, budget: int | None, trials: Sequence[TrialView]) -> None:
         run = self.run
         trial = _record.start(run.study, worker=run.worker, params={PARAM: 10.0**x})
         if _taken(run.study, trial.number, x):
@@ -106,7 +107,7 @@ class SearchWorker:
             return
         low, high = self.spec.limits if self.spec.hard else LIMITS
         lr = trial.suggest_float(PARAM, 10.0**low, 10.0**high, log=True)
-        ctx = TrialContext(trial, judge=self.judge())
+        ctx = TrialContext(trial, judge=self.judge(trials, lr))
         with active(ctx):  # the trial's thread starts with this context (autolr.report finds it)
             call = PausableCall(run.target.call, {"trial": trial, "lr": lr,
                                                   "kwargs": run.kwargs, "seed": None},
@@ -129,14 +130,14 @@ class SearchWorker:
         live.ctx.stopped = stop  # recorded as stopped even if the function swallows it
         self.settle(number, live.call.stop(stop))
 
-    def judge(self) -> StopJudge:
+    def judge(self, trials: Sequence[TrialView], lr: float) -> StopJudge:
         config = self.run.config
         monitor = (
             StabilityMonitor(config.stability, direction=config.direction)
             if config.stability.enabled
             else None
         )
-        return StopJudge(monitor=monitor)
+        return StopJudge(monitor=monitor, scale=peer_scale(config, trials, lr))
 
     # -- outcomes ------------------------------------------------------------------------------
     def settle(self, number: int, outcome: Outcome) -> None:

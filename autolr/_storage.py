@@ -7,6 +7,8 @@ and whether it is still alive, is :mod:`autolr._liveness`.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import re
@@ -14,11 +16,13 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalRedisBackend
+from optuna.storages.journal._file import get_lock_file
 
 #: The default storage, relative to the working directory (``AUTOLR_STORAGE`` overrides it).
 DEFAULT_STORAGE = "sqlite:///studies/autolr.db"
@@ -28,15 +32,21 @@ SQLITE_TIMEOUT_S = 60.0
 #: Attempts at opening a database whose Optuna tables other workers are creating at the same time.
 SCHEMA_RETRIES = 8
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _CREATE_RACE_RE = re.compile(
     r"already exists|duplicate key|UniqueViolation|Duplicate entry|1050|1062|deadlock", re.I
 )
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 _URL_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.S)
-_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
-_QUERY_PASSWORD_RE = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)(?P<pw>[^&\s'\"]*)", re.I)
+#: A URL's authority: from ``scheme://`` to the first ``/ ? #``, quote, angle bracket or line end.
+#: Spaces are kept inside, so a raw space in a password cannot cut the password in two.
+_AUTHORITY_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<auth>[^/?#'\"<>\n\r]*)")
+#: Query parameters whose value is a secret (libpq, SQLAlchemy drivers, redis-py, cloud tokens).
+SECRET_PARAMS = ("password", "passwd", "pwd", "pass", "sslpassword", "secret", "token",
+                 "access_token", "auth_token", "api_key", "apikey", "private_key")
+_QUERY_PASSWORD_RE = re.compile(
+    r"(?P<head>[?&;](?:" + "|".join(SECRET_PARAMS) + r")=)(?P<pw>[^&;'\"<>\n\r]*)", re.I
+)
 
 
 def is_write_error(exc: BaseException) -> bool:
@@ -67,14 +77,32 @@ class StorageError(ValueError):
     """A storage URL or file that autolr cannot use (malformed, unwritable, not a database)."""
 
 
+def _mask_authority(auth: str) -> str:
+    """``user:pw@host,user2:pw2@host2`` -> ``user:***@host,user2:***@host2``."""
+    parts = auth.split("@")
+    if len(parts) == 1:
+        return auth
+    out = []
+    for i, part in enumerate(parts[:-1]):
+        head, sep, info = part.rpartition(",") if i else ("", "", part)
+        user, colon, _pw = info.partition(":")
+        out.append(head + sep + (f"{user}:***" if colon else info))
+    return "@".join(out + [parts[-1]])
+
+
 def mask(text: str) -> str:
-    """Return ``text`` with the password of every URL in it replaced by ``***``.
+    """Return ``text`` with every password in a URL replaced by ``***``.
+
+    Masks ``user:password@`` (raw spaces included, every host of a multi-host URL) and query
+    parameters that carry secrets (:data:`SECRET_PARAMS`: ``password``, ``sslpassword``, ...).
 
     Example:
         >>> mask("postgresql://me:s3cret@db:5432/test")
         'postgresql://me:***@db:5432/test'
+        >>> mask("postgresql://me:tiger lily@db/test?sslpassword=k3y")
+        'postgresql://me:***@db/test?sslpassword=***'
     """
-    text = _PASSWORD_RE.sub(lambda m: f"{m.group('head')}***{m.group('at')}", text)
+    text = _AUTHORITY_RE.sub(lambda m: m.group("head") + _mask_authority(m.group("auth")), text)
     return _QUERY_PASSWORD_RE.sub(lambda m: f"{m.group('head')}***", text)
 
 
@@ -156,18 +184,57 @@ def _journal_path(url: str) -> Path:
     return Path(rest[1:])
 
 
-def check_sqlite_file(path: Path, *, param: str = "storage") -> None:
-    """Refuse a file that exists but is not a SQLite database; it is never overwritten."""
-    if path.exists():
-        if path.is_dir():
-            raise StorageError(f"{param}: {str(path)!r} is a directory, expected a SQLite file")
-        with open(path, "rb") as f:
-            head = f.read(len(_SQLITE_MAGIC))
-        if head and head != _SQLITE_MAGIC:
+def sqlite_tables(path: Path, *, param: str = "storage") -> set[str]:
+    """The table names in the SQLite file ``path``, read through SQLite itself, read-only.
+
+    Never ``open()`` a SQLite file that may be live: SQLite's locks are POSIX locks held per
+    process and file, and closing *any* descriptor of the file drops all of this process's locks,
+    so another process may checkpoint and delete the write-ahead log under a connection still
+    writing to it (sqlite.org "How To Corrupt An SQLite Database File", 2.2). A connection of
+    SQLite's own shares the process's descriptor bookkeeping and defers that close. An empty file
+    is an empty database (no tables).
+    """
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        con = sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT_S)
+    except sqlite3.Error as exc:
+        raise StorageError(f"{param}: cannot open {str(path)!r}: {exc}") from None
+    try:
+        rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc) or "malformed" in str(exc):
             raise StorageError(
-                f"{param}: {str(path)!r} exists but is not a SQLite database; autolr will not "
-                "overwrite it (move it away or choose another storage)"
-            )
+                f"{param}: {str(path)!r} exists but is not a SQLite database autolr can read "
+                f"({exc}); autolr will not overwrite it (move it away or choose another storage)"
+            ) from None
+        raise StorageError(f"{param}: cannot read {str(path)!r}: {exc}") from None
+    finally:
+        con.close()
+    return {str(name) for (name,) in rows}
+
+
+#: Tables every Optuna RDB schema has; a SQLite file with tables but none of these is foreign.
+_OPTUNA_TABLES = frozenset({"studies", "version_info"})
+
+
+def check_sqlite_file(path: Path, *, param: str = "storage") -> None:
+    """Refuse a file that exists but is not an Optuna SQLite database; it is never touched.
+
+    An empty database (no tables) is fine: Optuna creates its tables there. A database of another
+    application (tables, but not Optuna's ``studies``/``version_info``) is refused before anything
+    is written, its journal mode included.
+    """
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise StorageError(f"{param}: {str(path)!r} is a directory, expected a SQLite file")
+    tables = sqlite_tables(path, param=param)
+    if tables and not tables & _OPTUNA_TABLES:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StorageError(
+            f"{param}: {str(path)!r} is a SQLite database of another application (tables: "
+            f"{shown}), not an Optuna study file; autolr will not touch it (choose another storage)"
+        )
 
 
 def ensure_writable_dir(directory: Path, *, param: str = "storage") -> None:
@@ -228,7 +295,82 @@ def open_storage(storage: str | BaseStorage | None, *, create: bool = True) -> B
         if not create:
             raise StorageError(f"storage: no journal file at {str(path)!r}")
         ensure_writable_dir(path.parent)
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+    else:
+        check_journal_file(path)
+    return JournalStorage(JournalFile(str(path), lock_obj=JournalFileOpenLock(str(path))))
+
+
+class JournalFile(JournalFileBackend):
+    """Optuna's journal file, safe on a full disk: a failed append leaves no torn line behind.
+
+    Optuna appends one JSON line per operation; a write cut short (disk full, quota, a process
+    killed mid-write) leaves a partial last line, which Optuna's reader skips while it is last but
+    which breaks every later read once the next record is appended onto it. Here each append
+    first cuts off a torn tail left by someone else (it holds no complete record), and a failed
+    append cuts the file back to where it began and raises one line
+    (``optuna.exceptions.StorageInternalError``, turned into a :class:`StorageError` by the
+    runner). Both happen under the journal's lock.
+    """
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode()
+        with get_lock_file(self._lock):
+            fd = os.open(self._file_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                start = _complete_end(fd)
+                size = os.fstat(fd).st_size
+                if start != size and os.pread(fd, len(_RECORD_START), start) != _RECORD_START:
+                    raise optuna.exceptions.StorageInternalError(
+                        f"the journal file {self._file_path!r} ends with a line that is not a "
+                        "journal record; autolr will not overwrite it"
+                    )
+                try:
+                    if start != size:
+                        os.ftruncate(fd, start)  # a torn last record: it never held a whole line
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                except OSError as exc:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, start)
+                    raise optuna.exceptions.StorageInternalError(
+                        f"cannot append to the journal file {self._file_path!r}: "
+                        f"{exc.strerror or exc}"
+                    ) from exc
+            finally:
+                os.close(fd)
+
+
+#: How every record of Optuna's journal begins (``json.dumps`` of a dict whose first key is it).
+_RECORD_START = b'{"op_code":'
+
+
+def check_journal_file(path: Path, *, param: str = "storage") -> None:
+    """Refuse a non-empty file whose first line is not an Optuna journal record; never touched."""
+    if path.is_dir():
+        raise StorageError(f"{param}: {str(path)!r} is a directory, expected a journal file")
+    with open(path, "rb") as f:  # a journal file has no POSIX locks to lose (not SQLite)
+        head = f.read(len(_RECORD_START))
+    if head and head != _RECORD_START:
+        raise StorageError(
+            f"{param}: {str(path)!r} exists but is not an Optuna journal file; autolr will not "
+            "touch it (move it away or choose another storage)"
+        )
+
+
+def _complete_end(fd: int, chunk: int = 1 << 16) -> int:
+    """The size of the file's complete lines: just past its last newline (0 if it has none)."""
+    end = os.fstat(fd).st_size
+    pos = end
+    while pos > 0:
+        start = max(0, pos - chunk)
+        block = os.pread(fd, pos - start, start)
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        pos = start
+    return 0
 
 
 def _redis_prefix(url: str) -> tuple[str, str]:

@@ -16,6 +16,7 @@ import base64
 import html
 import json
 import math
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -659,14 +660,49 @@ def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return cols, body
 
 
+def _md_text(text: str) -> str:
+    """Text for Markdown: raw HTML (``<script>``) shown as text, never run by a renderer."""
+    return html.escape(text, quote=False)
+
+
+#: First characters that make a spreadsheet read a CSV cell as a formula (OWASP CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?inf|nan", re.I)
+
+
+def csv_safe(cell: object) -> object:
+    """A CSV cell that a spreadsheet cannot run: text starting with ``=``, ``+``, ``-``, ``@``, a
+    tab or a carriage return gets a ``'`` in front (OWASP); numbers, and text that is a plain
+    number, stay as they are.
+
+    Example:
+        >>> csv_safe("=HYPERLINK(\"http://x\")"), csv_safe(-2.5), csv_safe("-2.5")
+        ('\'=HYPERLINK("http://x")', -2.5, '-2.5')
+    """
+    if isinstance(cell, str) and cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def csv_text(df: pd.DataFrame) -> str:
+    """``df`` as CSV with every text cell made safe for spreadsheets (:func:`csv_safe`)."""
+    safe = df.copy()
+    for col in safe.columns:
+        if safe[col].dtype == object:
+            safe[col] = safe[col].map(csv_safe)
+    safe.columns = [csv_safe(str(c)) for c in safe.columns]
+    return str(safe.to_csv(index=False))
+
+
 def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no ``tabulate`` needed); ``|`` in cells is escaped."""
+    """A GitHub-flavoured Markdown table (no ``tabulate`` needed); ``|`` and raw HTML in cells
+    are escaped."""
     cols, body = _cells(df)
 
     def esc(cell: str) -> str:
-        return cell.replace("|", "\\|").replace("\n", " ")
+        return _md_text(cell).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
+    lines = ["| " + " | ".join(esc(c) for c in cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
 
@@ -754,9 +790,9 @@ def _markdown(rep: Report) -> str:
     rec = rep.recommendation
     lr = "none" if rec.lr is None else f"`{rec.lr:.4g}`"
     return (
-        f"# autolr report: {rep.study_name}\n\n"
-        f"{rep.headline()}\n\n"
-        f"**Recommended learning rate:** {lr}\n\n{rec.reason}\n\n"
+        f"# autolr report: {_md_text(rep.study_name)}\n\n"
+        f"{_md_text(rep.headline())}\n\n"
+        f"**Recommended learning rate:** {lr}\n\n{_md_text(rec.reason)}\n\n"
         f"## Learning-rate comparison\n\n{markdown_table(rep.comparison)}\n\n"
         f"## Trials\n\n{markdown_table(rep.trials)}\n"
     )
@@ -866,7 +902,7 @@ def render(result: Reportable, format: str = "table", *, bins: int | Sequence[fl
         )
     rep = build(result, bins=bins)
     if format == "csv":
-        return rep.trials.to_csv(index=False)
+        return csv_text(rep.trials)
     if format == "md":
         return _markdown(rep)
     if format == "json":

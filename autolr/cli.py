@@ -197,7 +197,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
             "(train.run()), then start the dashboard"
         )
     try:
-        run_server = _dashboard_server.load_server()
+        _dashboard_server.load_wsgi()
     except ImportError as exc:
         raise UserError(str(exc)) from None
     if not _dashboard_server.is_loopback(args.host):
@@ -212,7 +212,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         err=True,
     )
     try:
-        run_server(store, host=args.host, port=args.port)
+        _dashboard_server.serve(store, host=args.host, port=args.port)
     except KeyboardInterrupt:
         return EXIT_OK
     except OSError as exc:

@@ -110,3 +110,75 @@ def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path, kind: str) -
     con = sqlite3.connect(path)
     assert con.execute("pragma journal_mode").fetchone()[0] == "delete"
     con.close()
+
+
+# ----------------------------------------------------------------------------- full disk, journal
+
+JOURNAL_FULL_CHILD = textwrap.dedent(
+    """
+    import os, resource, signal, sys
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    import autolr
+    path = sys.argv[1]
+    limit = os.path.getsize(path) + 6000
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # the disk is "full" beyond this
+
+    @autolr.tune(n_trials=30, storage="journal:///" + path, study_name="full", sampler="tpe",
+                 pruner=False, show_progress_bar=False)
+    def train(lr):
+        for step in range(20):
+            autolr.report(1.0 / (step + 1) + lr, step=step)
+        return lr
+
+    train.run()
+    """
+)
+
+
+def _counted(study: object) -> int:
+    return sum(1 for t in study.trials if t.state.is_finished()  # type: ignore[attr-defined]
+               and t.user_attrs.get("autolr.stop_reason") not in ("crashed", "interrupted", "surplus"))
+
+
+def test_a_full_disk_costs_a_journal_at_most_the_running_trial(tmp_path: Path) -> None:
+    path = tmp_path / "full.log"
+    url = f"journal:///{path}"
+    autolr.tune(n_trials=1, storage=url, study_name="full", sampler="tpe",
+                show_progress_bar=False)(lambda lr: lr).run()
+    proc = subprocess.run([sys.executable, "-c", JOURNAL_FULL_CHILD, str(path)], env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "StorageError: storage: cannot write to" in last and "File too large" in last, proc.stderr[-1500:]
+    assert path.read_bytes().endswith(b"\n")  # the failed append was cut back: no torn line
+    finished_before = _counted(autolr.load("full", storage=url).study)
+    # A process killed in the middle of a write leaves a torn last record: readers skip it, the
+    # next writer cuts it off, and nothing finished is lost.
+    with open(path, "ab") as f:
+        f.write(b'{"op_code":5,"worker_id":"x","trial_id":')
+    assert _counted(autolr.load("full", storage=url).study) == finished_before
+    cli = subprocess.run([sys.executable, "-m", "autolr", "report", "full", "--storage", url],
+                         env=ENV, capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+
+    @autolr.tune(n_trials=30, storage=url, study_name="full", sampler="tpe", pruner=False,
+                 show_progress_bar=False)
+    def train(lr: float) -> float:
+        return lr
+
+    assert _counted(train.run().study) == 30
+    cli = subprocess.run([sys.executable, "-m", "autolr", "studies", "--storage", url],
+                         env=ENV, capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and "full" in cli.stdout, cli.stderr
+    assert finished_before <= _counted(autolr.load("full", storage=url).study)
+
+
+def test_a_text_file_is_not_taken_for_a_journal(tmp_path: Path) -> None:
+    path = tmp_path / "notes.log"
+    path.write_text("my notes, no newline at the end")
+    before = path.read_bytes()
+    with pytest.raises(autolr.StorageError, match="not an Optuna journal file"):
+        autolr.tune(n_trials=1, storage=f"journal:///{path}", show_progress_bar=False)(lambda lr: lr).run()
+    with pytest.raises(autolr.StorageError, match="not an Optuna journal file"):
+        autolr.load("x", storage=f"journal:///{path}")
+    assert path.read_bytes() == before

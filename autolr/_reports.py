@@ -33,6 +33,7 @@ from autolr._plots import Plottable
 from autolr._recommend import Recommendation, curve_stats
 from autolr._peers import made_no_progress
 from autolr._schema import PARAM, UNSTABLE, TrialView, counted, views
+from autolr._storage import mask
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -902,14 +903,16 @@ def render(result: Reportable, format: str = "table", *, bins: int | Sequence[fl
         )
     rep = build(result, bins=bins)
     if format == "csv":
-        return csv_text(rep.trials)
-    if format == "md":
-        return _markdown(rep)
-    if format == "json":
-        return _json(rep)
-    if format == "html":
-        return _html(rep, result)
-    return _text(rep)
+        text = csv_text(rep.trials)
+    elif format == "md":
+        text = _markdown(rep)
+    elif format == "json":
+        text = _json(rep)
+    elif format == "html":
+        text = _html(rep, result)
+    else:
+        text = _text(rep)
+    return mask(text)  # a password in a stored message (from an older autolr, or the user's own)
 
 
 def export(

@@ -45,7 +45,7 @@ _AUTHORITY_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<auth>[^/?#
 SECRET_PARAMS = ("password", "passwd", "pwd", "pass", "sslpassword", "secret", "token",
                  "access_token", "auth_token", "api_key", "apikey", "private_key")
 _QUERY_PASSWORD_RE = re.compile(
-    r"(?P<head>[?&;](?:" + "|".join(SECRET_PARAMS) + r")=)(?P<pw>[^&;'\"<>\n\r]*)", re.I
+    r"(?P<head>[?&;](?:" + "|".join(SECRET_PARAMS) + r")=)(?P<pw>[^&;'\"<>\s]*)", re.I
 )
 
 
@@ -155,7 +155,9 @@ def check_url(url: object, *, param: str = "storage") -> str:
         try:
             make_url(url)
         except (ArgumentError, ValueError) as exc:
-            raise StorageError(f"{param}: malformed database URL {mask(url)!r} ({exc})") from None
+            # the parser's reason may quote a piece of the URL holding a password: only when not
+            detail = mask(str(exc)) if "@" not in str(exc) else "cannot parse its user/host part"
+            raise StorageError(f"{param}: malformed database URL {mask(url)!r} ({detail})") from None
         return "rdb"
     if base in _REDIS_SCHEMES:
         return "redis"

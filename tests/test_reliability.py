@@ -182,3 +182,99 @@ def test_a_text_file_is_not_taken_for_a_journal(tmp_path: Path) -> None:
     with pytest.raises(autolr.StorageError, match="not an Optuna journal file"):
         autolr.load("x", storage=f"journal:///{path}")
     assert path.read_bytes() == before
+
+
+# ----------------------------------------------------------------------------- passwords
+
+#: URL forms whose secret contains "SECRET"; none of it may reach any output.
+SECRET_URLS = [
+    "postgresql://postgres:tiger SECRETlily@127.0.0.1:1/test",  # a raw space in the password
+    "postgresql://me:SECRET%40x@127.0.0.1:1/test",
+    "postgresql+psycopg2://me@127.0.0.1:1/test?sslmode=require&sslpassword=SECRETkey",
+    "postgresql://me:SECRETone@127.0.0.1:1,you:SECRETtwo@127.0.0.2:2/test",  # multi-host
+    "mysql+pymysql://me@127.0.0.1:1/test?password=SECRETq&charset=utf8",
+    "redis://:SECRET redis@127.0.0.1:1/0",
+    "postgresql://me@127.0.0.1:1/test?PassWord=SECRET'quoted",
+]
+
+
+@pytest.mark.parametrize("url", SECRET_URLS)
+def test_mask_hides_every_password_form(url: str) -> None:
+    from autolr._storage import mask
+
+    masked = mask(f"cannot reach {url}: refused")
+    assert "SECRET" not in masked and "127.0.0.1:1" in masked and masked.endswith("refused")
+
+
+def test_no_password_reaches_any_output(tmp_path: Path) -> None:
+    optuna_dashboard = pytest.importorskip("optuna_dashboard")
+    import json as jsonlib
+    import threading
+    import urllib.request
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from autolr import _dashboard_server, _reports
+    from autolr._storage import open_storage
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+
+    @autolr.tune(n_trials=len(SECRET_URLS), storage=db, study_name="leak", sampler="tpe",
+                 pruner=False, show_progress_bar=False)
+    def leak(lr: float, trial: object) -> float:
+        raise ConnectionError(f"cannot reach {SECRET_URLS[trial.number % len(SECRET_URLS)]}")  # type: ignore[attr-defined]
+
+    result = leak.run()
+    outputs: dict[str, str] = {}
+    for t in result.study.trials:
+        outputs[f"attr {t.number}"] = str(t.user_attrs.get("autolr.exception"))
+    assert any("ConnectionError" in v for v in outputs.values())
+    for fmt in ("table", "md", "csv", "json", "html"):
+        outputs[fmt] = _reports.render(result, fmt)
+    for fmt in ("md", "csv"):
+        outputs[f"cli {fmt}"] = subprocess.run(
+            [sys.executable, "-m", "autolr", "report", "leak", "--storage", db, "--format", fmt],
+            env=ENV, capture_output=True, text=True, timeout=60).stdout
+    assert "cannot reach" in outputs["csv"] and "cannot reach" in outputs["cli md"]
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    port = _free_port()
+    app = _dashboard_server.guarded_app(open_storage(db, create=False), host="127.0.0.1", port=port)
+    server = make_server("127.0.0.1", port, app, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{base}/api/studies", timeout=10) as r:
+            sid = jsonlib.loads(r.read())["study_summaries"][0]["study_id"]
+        with urllib.request.urlopen(f"{base}/api/studies/{sid}?after=0", timeout=10) as r:
+            outputs["dashboard api"] = r.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "cannot reach" in outputs["dashboard api"]
+    outputs["note"] = optuna_dashboard.get_note(result.study)
+    # Error messages and the dashboard banner, for each URL form (nothing listens on port 1).
+    for url in SECRET_URLS:
+        for name, attempt in [("load", lambda: autolr.load("x", storage=url)),
+                              ("run", lambda: autolr.tune(n_trials=1, storage=url)(lambda lr: lr).run())]:
+            try:
+                attempt()
+            except BaseException as exc:  # noqa: BLE001 - each message is what the user sees
+                outputs[f"{name} {url}"] = f"{type(exc).__name__}: {exc}"
+    for url in SECRET_URLS[::3]:  # the command's banner and errors
+        cli = subprocess.run([sys.executable, "-m", "autolr", "dashboard", url,
+                              "--port", "1"], env=ENV, capture_output=True, text=True, timeout=60)
+        outputs[f"dashboard {url}"] = cli.stdout + cli.stderr
+        assert cli.returncode != 0 and "127.0.0.1" in cli.stderr
+    leaks = {k: v for k, v in outputs.items() if "SECRET" in v}
+    assert not leaks, {k: v[:300] for k, v in leaks.items()}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

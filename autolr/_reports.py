@@ -687,10 +687,12 @@ def csv_safe(cell: object) -> object:
 
 def csv_text(df: pd.DataFrame) -> str:
     """``df`` as CSV with every text cell made safe for spreadsheets (:func:`csv_safe`)."""
+    import pandas as pd  # pandas costs import time: only reports need it
+
     safe = df.copy()
     for col in safe.columns:
-        if safe[col].dtype == object:
-            safe[col] = safe[col].map(csv_safe)
+        if not pd.api.types.is_numeric_dtype(safe[col]):  # object, str and category columns
+            safe[col] = safe[col].astype(object).map(csv_safe)
     safe.columns = [csv_safe(str(c)) for c in safe.columns]
     return str(safe.to_csv(index=False))
 

@@ -278,3 +278,43 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# ----------------------------------------------------------------------------- exports
+
+FORMULAS = ['=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3",
+            "\tTAB", "\rCR"]
+
+
+def test_csv_cells_cannot_run_formulas_and_markdown_shows_html_as_text(db: str) -> None:
+    import csv
+    import io
+
+    from autolr import _reports
+
+    @autolr.tune(n_trials=len(FORMULAS), storage=db, study_name="<script>alert(1)</script>",
+                 sampler="tpe", pruner=False, show_progress_bar=False)
+    def train(lr: float, trial: object) -> float:
+        choice = trial.suggest_categorical("opt", FORMULAS)  # type: ignore[attr-defined]
+        trial.set_user_attr("note", FORMULAS[trial.number % len(FORMULAS)])  # type: ignore[attr-defined]
+        autolr.report(-0.5, step=0)
+        return -1.5 - len(choice)
+
+    result = train.run()
+    rows = list(csv.DictReader(io.StringIO(_reports.render(result, "csv"), newline="")))
+    cells = [v for row in rows for v in row.values() if v]
+    assert any(c.lstrip("'") in FORMULAS for c in cells)  # the values are there ...
+    dangerous = [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")
+                 or (c.startswith("-") and not _is_number(c))]
+    assert not dangerous  # ... but none can start a formula
+    assert any(_is_number(c) and float(c) < 0 for c in cells)  # negative numbers stay numbers
+    md = _reports.render(result, "md")
+    assert "<script>" not in md and "&lt;script&gt;" in md
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -122,8 +122,10 @@ def served(tuned_db: str) -> Iterator[str]:
     optuna_dashboard = pytest.importorskip("optuna_dashboard")
     from autolr._storage import open_storage
 
-    app = optuna_dashboard.wsgi(open_storage(tuned_db, create=False))
-    server = make_server("127.0.0.1", free_port(), app, handler_class=_Quiet)
+    assert optuna_dashboard is not None
+    port = free_port()  # served behind autolr's Host guard, as `autolr dashboard` serves it
+    app = _dashboard_server.guarded_app(open_storage(tuned_db, create=False), host="127.0.0.1", port=port)
+    server = make_server("127.0.0.1", port, app, handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -318,3 +318,51 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# ----------------------------------------------------------------------------- dashboard Host
+
+def _request(url: str, *, method: str = "GET", host: str | None = None) -> int:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, method=method)
+    if host is not None:
+        req.add_header("Host", host)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_the_dashboard_refuses_a_foreign_host_header(db: str) -> None:
+    pytest.importorskip("optuna_dashboard")
+    import time
+
+    autolr.tune(n_trials=2, storage=db, study_name="keep", show_progress_bar=False)(lambda lr: lr).run()
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "autolr", "dashboard", db, "--port", str(port)],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status = _request(f"{base}/api/studies")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "the dashboard did not start in 60 s"
+                time.sleep(0.3)
+        assert status == 200
+        sid = autolr.load("keep", storage=db).study._study_id
+        # A page on another site that re-points its name at 127.0.0.1 (DNS rebinding):
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}", ""):
+            assert _request(f"{base}/api/studies/{sid}", method="DELETE", host=host) == 403
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+            assert _request(f"{base}/api/studies", host=host) == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    assert len(autolr.load("keep", storage=db).study.trials) == 2  # the study survived

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextvars
 import math
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from numbers import Real
@@ -113,25 +115,40 @@ class TrialContext:
         self._last_flush = -math.inf  # the first report is written at once
         #: Set when the judge stopped the trial (even if the function then caught TrialPruned).
         self.stopped: TrialPruned | None = None
+        #: True while the trial waits, parked by its gate (another trial of the process runs).
+        self.parked = False
+        self._lock = threading.RLock()
 
     @property
     def last_step(self) -> int | None:
         return self.steps[-1] if self.steps else None
 
-    def report(self, value: object, step: object) -> None:
-        v = as_number(value, what="autolr.report(value)")
-        s = _as_step(step, self.last_step)
-        self.steps.append(s)
-        self.values.append(v)
-        self._pending.append((s, v))
-        reason = self.judge(self, s, v) if self.judge is not None else None
-        if reason is not None:
-            self.stopped = TrialPruned(reason.value, s)
-            raise self.stopped
-        if self.gate is not None:
-            self.gate(len(self.values), self.flush)
+    def report(self, value: object, step: object, *, owner: bool = True) -> None:
+        """Keep and judge one report; ``owner``: called from the train function's own thread
+        (only that thread may be parked by the gate)."""
+        with self._lock:  # a thread the train function started may report at the same time
+            v = as_number(value, what="autolr.report(value)")
+            s = _as_step(step, self.last_step)
+            self.steps.append(s)
+            self.values.append(v)
+            self._pending.append((s, v))
+            reason = self.judge(self, s, v) if self.judge is not None else None
+            if reason is not None:
+                self.stopped = TrialPruned(reason.value, s)
+                raise self.stopped
+            reports = len(self.values)
+        if owner and self.gate is not None:
+            self.gate(reports, self._park)
+            self.parked = False
         if time.monotonic() - self._last_flush >= self.flush_interval:
+            with self._lock:
+                self.flush()
+
+    def _park(self) -> None:
+        """Called by the gate just before the trial parks: write what is pending, mark parked."""
+        with self._lock:
             self.flush()
+        self.parked = True
 
     def flush(self) -> None:
         """Write buffered reports to storage (a no-op when nothing is pending)."""
@@ -146,14 +163,66 @@ _current: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
 )
 
 
+#: Trials whose train function runs (or is parked) in this process, for reports from threads.
+_running: list[TrialContext] = []
+_running_lock = threading.Lock()
+#: Threads the train function started, each tied to its trial on its first report.
+_adopted: weakref.WeakKeyDictionary[threading.Thread, TrialContext] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def running(ctx: TrialContext) -> Iterator[TrialContext]:
+    """Mark ``ctx``'s train function as running in this process (see :func:`report`)."""
+    with _running_lock:
+        _running.append(ctx)
+    try:
+        yield ctx
+    finally:
+        with _running_lock:
+            _running.remove(ctx)
+            for thread in [t for t, c in _adopted.items() if c is ctx]:
+                del _adopted[thread]
+
+
 @contextmanager
 def active(ctx: TrialContext) -> Iterator[TrialContext]:
     """Make ``ctx`` the context :func:`report` feeds while the train function runs."""
     token = _current.set(ctx)
     try:
-        yield ctx
+        with running(ctx):
+            yield ctx
     finally:
         _current.reset(token)
+
+
+class ReportThreadError(RuntimeError):
+    """``autolr.report()`` from a thread autolr cannot tie to one trial."""
+
+
+def _from_other_thread() -> TrialContext | None:
+    """The trial a report from a thread without autolr's context belongs to, or None (no trial
+    runs in this process: a no-op, as outside a study).
+
+    A thread started inside the train function does not inherit its context; when exactly one
+    trial of the process is running (not parked), the thread is tied to it for good.
+    """
+    thread = threading.current_thread()
+    with _running_lock:
+        if not _running:
+            return None
+        ctx = _adopted.get(thread)
+        if ctx is not None:
+            return ctx
+        live = [c for c in _running if not c.parked]
+        if len(live) == 1:
+            _adopted[thread] = live[0]
+            return live[0]
+        n = len(_running)
+    raise ReportThreadError(
+        f"autolr.report(): called from thread {thread.name!r}, which autolr cannot tie to one "
+        f"trial ({n} trials are running in this process); call report() from the train "
+        "function's own thread, or start the thread with contextvars.copy_context().run"
+    )
 
 
 def report(value: float, step: int | None = None) -> None:
@@ -173,6 +242,9 @@ def report(value: float, step: int | None = None) -> None:
         >>> autolr.report(0.5, step=0)  # outside a study: nothing happens
     """
     ctx = _current.get()
-    if ctx is None:
+    if ctx is not None:
+        ctx.report(value, step)
         return
-    ctx.report(value, step)
+    ctx = _from_other_thread()
+    if ctx is not None:
+        ctx.report(value, step, owner=False)

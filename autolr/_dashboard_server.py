@@ -6,8 +6,11 @@ What autolr *stores* for the dashboard (the recommendation as study attributes a
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 #: Hosts that only this machine can reach.
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -19,6 +22,15 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 def is_loopback(host: str) -> bool:
     """True for hosts only this machine can reach (127.x, localhost, ::1)."""
     return host in LOOPBACK or host.startswith("127.")
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 def load_wsgi() -> Callable[..., WSGIApp]:
@@ -40,19 +52,8 @@ def serve(storage: object, *, host: str, port: int) -> None:
 
     Raises OSError when the address cannot be bound.
     """
-    from socketserver import ThreadingMixIn
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
     app = guarded_app(storage, host=host, port=port)
-
-    class Server(ThreadingMixIn, WSGIServer):
-        daemon_threads = True
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = make_server(host, port, app, server_class=Server, handler_class=Quiet)
+    httpd = make_server(host, port, app, server_class=_Server, handler_class=_Quiet)
     try:
         httpd.serve_forever()
     finally:
@@ -72,8 +73,6 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
 
 
 def _is_ip_literal(name: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(name.strip("[]"))
     except ValueError:

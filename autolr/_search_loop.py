@@ -27,11 +27,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 
 from autolr import _record, _storage
-from autolr._context import TrialContext, TrialPruned, active
+from autolr._context import TrialContext, TrialPruned, active, running
 from autolr._liveness import Heartbeat
 from autolr._loop import POLL_S, Run, read_trials, record_outcome
 from autolr._pause import Outcome, PausableCall
@@ -108,9 +109,13 @@ class SearchWorker:
         low, high = self.spec.limits if self.spec.hard else LIMITS
         lr = trial.suggest_float(PARAM, 10.0**low, 10.0**high, log=True)
         ctx = TrialContext(trial, judge=self.judge(trials, lr))
+        def call_running(**kwargs: Any) -> object:  # a trial of this process, even when parked
+            with running(ctx):
+                return run.target.call(**kwargs)
+
         with active(ctx):  # the trial's thread starts with this context (autolr.report finds it)
-            call = PausableCall(run.target.call, {"trial": trial, "lr": lr,
-                                                  "kwargs": run.kwargs, "seed": None},
+            call = PausableCall(call_running, {"trial": trial, "lr": lr,
+                                               "kwargs": run.kwargs, "seed": None},
                                 name=f"autolr-trial-{trial.number}")
         ctx.gate = call.checkpoint
         self.live[trial.number] = _Live(trial, ctx, call)

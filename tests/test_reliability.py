@@ -366,3 +366,55 @@ def test_the_dashboard_refuses_a_foreign_host_header(db: str) -> None:
         proc.terminate()
         proc.communicate(timeout=20)
     assert len(autolr.load("keep", storage=db).study.trials) == 2  # the study survived
+
+
+# ----------------------------------------------------------------------------- report() in a thread
+
+def _threaded(lr: float) -> float:
+    import threading
+
+    def epochs() -> None:
+        for step in range(5):
+            autolr.report(1.0 / (step + 1) + lr, step=step)
+
+    worker = threading.Thread(target=epochs)
+    worker.start()
+    worker.join()
+    return lr
+
+
+@pytest.mark.parametrize("sampler", [None, "tpe"])  # autolr's search (paused trials), a sampler
+def test_report_from_a_thread_the_train_function_starts_is_kept(db: str, sampler: str | None) -> None:
+    options = {} if sampler is None else {"sampler": sampler, "pruner": False}
+    result = autolr.tune(n_trials=4, storage=db, study_name="threads", seed=0,
+                         show_progress_bar=False, **options)(_threaded).run()  # type: ignore[arg-type]
+    done = [t for t in result.study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(done) == 4
+    assert all(len(t.intermediate_values) >= 1 for t in done)
+    assert any(len(t.intermediate_values) == 5 for t in done)
+
+
+def test_report_from_an_untied_thread_among_several_trials_is_a_clear_error() -> None:
+    import threading
+
+    import optuna
+
+    from autolr._context import ReportThreadError, TrialContext, active
+
+    study = optuna.create_study()
+    contexts = [TrialContext(study.ask()), TrialContext(study.ask())]
+    errors: list[BaseException] = []
+
+    def helper() -> None:
+        try:
+            autolr.report(0.5, step=0)
+        except ReportThreadError as exc:
+            errors.append(exc)
+
+    with active(contexts[0]), active(contexts[1]):
+        thread = threading.Thread(target=helper, name="helper")
+        thread.start()
+        thread.join()
+    assert len(errors) == 1 and "'helper'" in str(errors[0]) and "\n" not in str(errors[0])
+    assert not contexts[0].values and not contexts[1].values
+    autolr.report(0.5, step=0)  # no trial runs: a no-op, as outside a study

@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial
 
 from autolr import _plots, _reports, _storage
 from autolr._recommend import Recommendation, recommend, recommend_search, summaries
-from autolr._schema import STUDY_SEARCH, STUDY_SEARCH_SPEC, TrialView, views
+from autolr._schema import STUDY_SEARCH, STUDY_SEARCH_SPEC, TrialView, foreign_reason, views
 from autolr._search import SEARCH_NAME, spec_from_json
 
 if TYPE_CHECKING:
@@ -48,6 +48,14 @@ class Result:
 
     def __init__(self, study: optuna.Study) -> None:
         self.study = study
+
+    def check_readable(self) -> None:
+        """Raise :class:`~autolr._storage.ForeignStudyError` (one line) for a study autolr cannot
+        read: several objectives, or an ``lr`` that is not a float."""
+        study = self.study
+        reason = foreign_reason(study.study_name, len(study.directions), self._trials)
+        if reason is not None:
+            raise _storage.ForeignStudyError(f"study_name: {reason}")
 
     def __repr__(self) -> str:
         rec = self.recommendation
@@ -216,4 +224,6 @@ def load(study_name: str, *, storage: str | optuna.storages.BaseStorage | None =
         raise StudyNotFoundError(
             f"study_name: no study {study_name!r} in {where}; studies there: {known}"
         )
-    return Result(optuna.load_study(study_name=study_name, storage=store))
+    result = Result(optuna.load_study(study_name=study_name, storage=store))
+    result.check_readable()
+    return result

@@ -197,7 +197,7 @@ class TrialView:
             state=state,
             params=trial.params,
             lr=_float(lr),
-            value=trial.value if state == "COMPLETE" else None,
+            value=_float(trial.values[0]) if state == "COMPLETE" and trial.values and len(trial.values) == 1 else None,
             intermediate=trial.intermediate_values,
             stop_reason=_str(attrs.get(ATTR_STOP_REASON)),
             stop_step=_int(attrs.get(ATTR_STOP_STEP)),
@@ -227,3 +227,24 @@ class TrialView:
 def views(trials: Iterable[FrozenTrial]) -> list[TrialView]:
     """:meth:`TrialView.of` for each trial, in order."""
     return [TrialView.of(t) for t in trials]
+
+
+def foreign_reason(name: str, objectives: int, trials: Iterable[FrozenTrial]) -> str | None:
+    """Why autolr cannot read study ``name`` as a learning-rate study, or None when it can.
+
+    autolr tunes one metric over a float ``lr``: a multi-objective study, or one whose ``lr`` is
+    categorical or an int, was written by something else. Only the first trial that has an
+    ``lr`` is looked at (Optuna keeps a parameter's kind the same across a study).
+    """
+    if objectives != 1:
+        return (f"study {name!r} has {objectives} objectives; autolr tunes one metric and reads "
+                "only single-objective studies")
+    for trial in trials:
+        dist = trial.distributions.get(PARAM)
+        if dist is None:
+            continue
+        if type(dist).__name__ != "FloatDistribution":  # optuna is not imported here
+            return (f"study {name!r} stores {PARAM!r} as a {type(dist).__name__}, not a float "
+                    "learning rate; it was not written by autolr")
+        break
+    return None

@@ -77,6 +77,11 @@ class StorageError(ValueError):
     """A storage URL or file that autolr cannot use (malformed, unwritable, not a database)."""
 
 
+class ForeignStudyError(StorageError):
+    """A stored study autolr did not write and cannot read (several objectives, a categorical
+    ``lr``): refused with one line, never changed."""
+
+
 def _mask_authority(auth: str) -> str:
     """``user:pw@host,user2:pw2@host2`` -> ``user:***@host,user2:***@host2``."""
     parts = auth.split("@")

@@ -30,6 +30,7 @@ from autolr._schema import (
     STUDY_SEARCH,
     STUDY_SEARCH_SPEC,
     STUDY_VERSION,
+    foreign_reason,
 )
 from autolr._search import LIMITS, SEARCH_NAME, SearchSpec, spec_from_json, spec_to_json
 from autolr._space import LRRange
@@ -58,6 +59,8 @@ def open_study(config: TuneConfig, name: str, *, default_lr: float | None = None
     """
     storage = _storage.open_storage(config.storage)
     stored = _stored_attrs(storage, name)
+    if stored is not None:
+        _refuse_foreign(storage, name)
     config = _as_run_before(config, stored, name)
     pruner = config.pruner  # autolr's own Pruning runs inside the trial (autolr._stopping)
     if not isinstance(pruner, optuna.pruners.BasePruner):
@@ -73,6 +76,17 @@ def open_study(config: TuneConfig, name: str, *, default_lr: float | None = None
     spec = search_spec(config, default_lr) if config.searching else None
     spec = check_or_record(study, config, spec)
     return Opened(study, config, spec)
+
+
+def _refuse_foreign(storage: BaseStorage, name: str) -> None:
+    """One line, before anything is written, for a stored study autolr cannot run on."""
+    study_id = storage.get_study_id_from_name(name)
+    reason = foreign_reason(
+        name, len(storage.get_study_directions(study_id)),
+        storage.get_all_trials(study_id, deepcopy=False),
+    )
+    if reason is not None:
+        raise _storage.ForeignStudyError(f"study_name: {reason}; give another study_name")
 
 
 def _stored_attrs(storage: BaseStorage, name: str) -> dict[str, object] | None:

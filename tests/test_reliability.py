@@ -418,3 +418,58 @@ def test_report_from_an_untied_thread_among_several_trials_is_a_clear_error() ->
     assert len(errors) == 1 and "'helper'" in str(errors[0]) and "\n" not in str(errors[0])
     assert not contexts[0].values and not contexts[1].values
     autolr.report(0.5, step=0)  # no trial runs: a no-op, as outside a study
+
+
+# ----------------------------------------------------------------------------- foreign studies
+
+def _poke_attrs(path: Path, edits: list[tuple[int, str, object]], running: int) -> None:
+    """Write attribute values autolr never writes, the way another tool could."""
+    import json as jsonlib
+
+    con = sqlite3.connect(path)
+    ids = [r[0] for r in con.execute("select trial_id from trials order by trial_id")]
+    for index, key, value in edits:
+        con.execute("delete from trial_user_attributes where trial_id = ? and key = ?", (ids[index], key))
+        con.execute("insert into trial_user_attributes (trial_id, key, value_json) values (?, ?, ?)",
+                    (ids[index], key, jsonlib.dumps(value)))
+    con.execute("update trials set state = 'RUNNING', datetime_complete = null, "  # long dead
+                "datetime_start = '2000-01-01 00:00:00' where trial_id = ?", (ids[running],))
+    con.commit()
+    con.close()
+
+
+def test_foreign_studies_and_attributes_do_not_break_readers(tmp_path: Path) -> None:
+    import optuna
+
+    from autolr import _reports
+
+    path = tmp_path / "f.db"
+    db = f"sqlite:///{path}"
+    autolr.tune(n_trials=3, storage=db, study_name="mine", seed=0, sampler="tpe", pruner=False,
+                show_progress_bar=False)(lambda lr: lr).run()
+    _poke_attrs(path, [(0, "autolr.stop_reason", ["nan", "inf"]), (1, "autolr.worker", 12),
+                       (1, "autolr.heartbeat", "soon"), (2, "autolr.exception", {"x": 1})], running=1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    multi = optuna.create_study(study_name="multi", storage=db, directions=["minimize", "maximize"])
+    multi.optimize(lambda t: (t.suggest_float("lr", 1e-4, 1.0, log=True), 1.0), n_trials=2)
+    cat = optuna.create_study(study_name="cat", storage=db)
+    cat.optimize(lambda t: float(len(t.suggest_categorical("lr", ["a", "bb"]))), n_trials=2)
+
+    result = autolr.load("mine", storage=db)
+    assert result.best_lr > 0
+    for fmt in ("table", "md", "csv", "json", "html"):
+        assert "mine" in _reports.render(result, fmt) or fmt == "csv"
+    more = autolr.tune(n_trials=5, storage=db, study_name="mine", sampler="tpe", pruner=False,
+                       show_progress_bar=False)(lambda lr: lr).run()
+    assert more.best_lr > 0
+    for name, what in (("multi", "2 objectives"), ("cat", "CategoricalDistribution")):
+        for attempt in (lambda: autolr.load(name, storage=db),
+                        lambda: autolr.tune(n_trials=3, storage=db, study_name=name,
+                                            show_progress_bar=False)(lambda lr: lr).run()):
+            with pytest.raises(autolr.StorageError, match=what) as info:
+                attempt()
+            assert "\n" not in str(info.value)
+        cli = subprocess.run([sys.executable, "-m", "autolr", "best", name, "--storage", db],
+                             env=ENV, capture_output=True, text=True, timeout=60)
+        assert cli.returncode == 1 and cli.stderr.count("\n") == 1 and what in cli.stderr, cli.stderr
+    assert len(optuna.load_study(study_name="cat", storage=db).trials) == 2  # untouched

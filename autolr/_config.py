@@ -30,6 +30,7 @@ from autolr._grid import grid_points
 from autolr._pruning import Pruning
 from autolr._space import DEFAULT_RANGE, LRRange, resolve_lr
 from autolr._stability import Stability
+from autolr._storage import shown
 
 Direction = Literal["minimize", "maximize"]
 #: What ``sampler=`` takes: ``"auto"`` (autolr's search), ``"tpe"``, ``"random"``, ``"grid"``, an
@@ -58,17 +59,20 @@ Rule = Callable[[str, object], object]
 
 @dataclass(frozen=True)
 class IntAtLeast:
-    """An int (not a bool) >= ``low``; ``optional`` also allows None."""
+    """An int (not a bool) >= ``low`` (and <= ``high`` when given); ``optional`` also allows None."""
 
     low: int
     optional: bool = False
+    high: int | None = None
 
     def __call__(self, name: str, value: object) -> int | None:
         if value is None and self.optional:
             return None
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < self.low:
+        if (isinstance(value, bool) or not isinstance(value, Integral) or value < self.low
+                or (self.high is not None and int(value) > self.high)):
             also = " or None" if self.optional else ""
-            raise ValueError(f"{name}: expected an int >= {self.low}{also}, got {value!r}")
+            upto = f" and <= {self.high}" if self.high is not None else ""
+            raise ValueError(f"{name}: expected an int >= {self.low}{upto}{also}, got {shown(value)}")
         return int(value)
 
 
@@ -76,7 +80,7 @@ def _seconds(name: str, value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, Real) or not float(value) > 0:
-        raise ValueError(f"{name}: expected seconds > 0 or None, got {value!r}")
+        raise ValueError(f"{name}: expected seconds > 0 or None, got {shown(value)}")
     return float(value)
 
 
@@ -84,7 +88,8 @@ def _study_name(name: str, value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > 512:
-        raise ValueError(f"{name}: expected a non-empty string, got {value!r}")
+        what = "a non-empty string of at most 512 characters" if isinstance(value, str) else "a non-empty string"
+        raise ValueError(f"{name}: expected {what}, got {shown(value)}")
     return value
 
 
@@ -111,7 +116,7 @@ def _direction(name: str, value: object) -> Direction:
         return "minimize"
     if value == "maximize":
         return "maximize"
-    raise ValueError(f"{name}: expected 'minimize' or 'maximize', got {value!r}")
+    raise ValueError(f"{name}: expected 'minimize' or 'maximize', got {shown(value)}")
 
 
 def _catch(name: str, value: object) -> tuple[type[Exception], ...]:
@@ -120,7 +125,7 @@ def _catch(name: str, value: object) -> tuple[type[Exception], ...]:
     if not isinstance(value, (tuple, list)) or not all(
         isinstance(e, type) and issubclass(e, Exception) for e in value
     ):
-        raise ValueError(f"{name}: expected a tuple of Exception classes, got {value!r}")
+        raise ValueError(f"{name}: expected a tuple of Exception classes, got {shown(value)}")
     return tuple(value)
 
 
@@ -133,14 +138,14 @@ def _sampler(name: str, value: object) -> SamplerSpec:
         return value
     raise ValueError(
         f"{name}: expected 'auto', 'tpe', 'random', 'grid' or an optuna.samplers.BaseSampler, "
-        f"got {value!r}"
+        f"got {shown(value)}"
     )
 
 
 def _points_per_decade(name: str, value: object) -> int | None:
     if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         return value
-    raise ValueError(f"{name}: points_per_decade must be a positive int, got {value!r}")
+    raise ValueError(f"{name}: points_per_decade must be a positive int, got {shown(value)}")
 
 
 def _pruner(name: str, value: object) -> PrunerSpec:
@@ -153,7 +158,7 @@ def _pruner(name: str, value: object) -> PrunerSpec:
         return value
     raise ValueError(
         f"{name}: expected None (autolr's policy), False (no pruning), an autolr.Pruning or an "
-        f"optuna.pruners.BasePruner, got {value!r}"
+        f"optuna.pruners.BasePruner, got {shown(value)}"
     )
 
 
@@ -161,13 +166,13 @@ def _stability(name: str, value: object) -> Stability:
     if value is None:
         return Stability()
     if not isinstance(value, Stability):
-        raise ValueError(f"{name}: expected an autolr.Stability or None, got {value!r}")
+        raise ValueError(f"{name}: expected an autolr.Stability or None, got {shown(value)}")
     return value
 
 
 def _flag(name: str, value: object) -> bool | None:
     if value is not None and not isinstance(value, bool):
-        raise ValueError(f"{name}: expected True, False or None, got {value!r}")
+        raise ValueError(f"{name}: expected True, False or None, got {shown(value)}")
     return value
 
 
@@ -178,7 +183,7 @@ CONSTRAINTS: Mapping[str, Rule] = {
     "study_name": _study_name,
     "lr": _lr,
     "direction": _direction,
-    "seed": IntAtLeast(0, optional=True),
+    "seed": IntAtLeast(0, optional=True, high=2**32 - 1),  # numpy's and Optuna's seed range
     "catch": _catch,
     "storage": _storage_arg,
     "sampler": _sampler,

@@ -209,21 +209,28 @@ def load(study_name: str, *, storage: str | optuna.storages.BaseStorage | None =
         >>> autolr.load("train", storage="sqlite:///missing.db")  # doctest: +SKIP
     """
     if not isinstance(study_name, str) or not study_name:
-        raise ValueError(f"study_name: expected a non-empty string, got {study_name!r}")
+        raise ValueError(f"study_name: expected a non-empty string, got {_storage.shown(study_name)}")
     store = _storage.open_storage(storage, create=False)
     try:
-        names = [s.study_name for s in store.get_all_studies()]
-    except Exception as exc:  # an empty SQLite file has no tables yet
-        if "no such table" in str(exc):
-            names = []
-        else:
-            raise
-    if study_name not in names:
-        where = _storage.describe(storage)
-        known = ", ".join(repr(n) for n in sorted(names)) or "none"
-        raise StudyNotFoundError(
-            f"study_name: no study {study_name!r} in {where}; studies there: {known}"
-        )
-    result = Result(optuna.load_study(study_name=study_name, storage=store))
-    result.check_readable()
+        try:
+            names = [s.study_name for s in store.get_all_studies()]
+        except Exception as exc:  # an empty SQLite file has no tables yet
+            if "no such table" in str(exc):
+                names = []
+            else:
+                raise
+        if study_name not in names:
+            where = _storage.describe(storage)
+            known = ", ".join(_storage.shown(n) for n in sorted(names)[:20]) or "none"
+            more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+            raise StudyNotFoundError(
+                f"study_name: no study {_storage.shown(study_name)} in {where}; studies there: "
+                f"{known}{more}"
+            )
+        result = Result(optuna.load_study(study_name=study_name, storage=store))
+        result.check_readable()  # reads every trial now: a damaged file fails here, in one line
+    except Exception as exc:
+        if _storage.is_write_error(exc):  # Optuna's and SQLAlchemy's errors: unreadable storage
+            raise _storage.read_error(exc, storage) from None
+        raise
     return result

@@ -55,7 +55,7 @@ def resolve_lr(lr: object, *, param: str = "lr") -> LRRange:
         >>> resolve_lr((1e-4, 1e-2))
         LRRange(low=0.0001, high=0.01)
     """
-    if lr == "finder":
+    if isinstance(lr, str) and lr == "finder":
         raise ValueError(
             f"{param}: autolr cannot run a range test without your model and data; pass "
             f"{param}=autolr.torch.find_lr(model, optimizer, criterion, loader) instead"

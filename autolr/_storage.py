@@ -15,6 +15,7 @@ import re
 import sqlite3
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -109,6 +110,30 @@ def mask(text: str) -> str:
     """
     text = _AUTHORITY_RE.sub(lambda m: m.group("head") + _mask_authority(m.group("auth")), text)
     return _QUERY_PASSWORD_RE.sub(lambda m: f"{m.group('head')}***", text)
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for a one-line message: passwords masked, at most ``limit`` characters.
+
+    Example:
+        >>> shown("x" * 10_000)
+        "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (10000 characters)"
+    """
+    text = mask(repr(value)).replace("\n", " ")
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return text[: limit - 10] + "'..." + size if isinstance(value, str) else text[: limit - 3] + "..."
+
+
+def read_error(exc: BaseException, storage: str | BaseStorage | None) -> StorageError:
+    """One line for a storage that cannot be read (unreachable server, damaged file)."""
+    root: BaseException = exc
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    text = str(root).strip()
+    reason = mask(text.splitlines()[0] if text else type(root).__name__)
+    return StorageError(f"storage: cannot read {describe(storage)}: {reason[:300]}")
 
 
 def default_url() -> str:
@@ -209,10 +234,15 @@ def sqlite_tables(path: Path, *, param: str = "storage") -> set[str]:
     try:
         rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     except sqlite3.DatabaseError as exc:
-        if "not a database" in str(exc) or "malformed" in str(exc):
+        if "not a database" in str(exc):
             raise StorageError(
-                f"{param}: {str(path)!r} exists but is not a SQLite database autolr can read "
-                f"({exc}); autolr will not overwrite it (move it away or choose another storage)"
+                f"{param}: {str(path)!r} exists but is not a SQLite database; autolr will not "
+                "overwrite it (move it away or choose another storage)"
+            ) from None
+        if "malformed" in str(exc):
+            raise StorageError(
+                f"{param}: {str(path)!r} is a damaged SQLite database ({exc}); autolr will not "
+                "write to it (restore a backup, or try `sqlite3 FILE .recover`)"
             ) from None
         raise StorageError(f"{param}: cannot read {str(path)!r}: {exc}") from None
     finally:
@@ -289,13 +319,7 @@ def open_storage(storage: str | BaseStorage | None, *, create: bool = True) -> B
     if family == "rdb":
         return _rdb(url, sqlite=False, create=create)
     if family == "redis":
-        url, prefix = _redis_prefix(url)
-        try:
-            return JournalStorage(JournalRedisBackend(url, prefix=prefix))
-        except ImportError:
-            raise ImportError(
-                "storage: redis:// needs the redis client: pip install 'autolr[redis]'"
-            ) from None
+        return _redis(url)
     # journal file
     path = _journal_path(url)
     if not path.exists():
@@ -378,6 +402,27 @@ def _complete_end(fd: int, chunk: int = 1 << 16) -> int:
             return start + cut + 1
         pos = start
     return 0
+
+
+def _redis(url: str) -> BaseStorage:
+    """A journal on Redis: reached once now, so a wrong address is one line, not a traceback.
+
+    Optuna marks ``JournalRedisBackend`` experimental and warns on every use; autolr relies on it
+    knowingly, so that warning is silenced here.
+    """
+    bare, prefix = _redis_prefix(url)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return JournalStorage(JournalRedisBackend(bare, prefix=prefix))
+    except ImportError:
+        raise ImportError(
+            "storage: redis:// needs the redis client: pip install 'autolr[redis]'"
+        ) from None
+    except Exception as exc:  # redis.exceptions.* (redis is an optional dependency)
+        if type(exc).__module__.split(".")[0] != "redis":
+            raise
+        raise StorageError(f"storage: cannot reach {mask(url)}: {mask(str(exc))[:300]}") from None
 
 
 def _redis_prefix(url: str) -> tuple[str, str]:
@@ -472,6 +517,11 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
         raise
     except ImportError as exc:
         raise ImportError(f"storage: the driver for {mask(url)!r} is missing ({exc})") from None
+    except optuna.exceptions.StorageInternalError as exc:  # Optuna's wrapper of the reason
+        error = read_error(exc, url)
+        if "no such table" in str(error):
+            raise StorageError(f"storage: cannot open {mask(url)!r}: no such table") from None
+        raise error from None
     except SQLAlchemyError as exc:
         msg = str(exc).splitlines()[0]
         if "file is not a database" in msg:

@@ -20,6 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _np_pair() -> object:
+    import numpy as np
+
+    return np.array([1e-4, 1e-1])
+
+
 @dataclass(frozen=True)
 class Case:
     what: str  # the bad input, as a person would describe it
@@ -185,6 +191,9 @@ CASES: list[Case] = [
     Case('`lr="finder"`', "lr", _tune(lr="finder")),
     Case('`direction="down"`', "direction", _tune(direction="down")),
     Case("`seed=-1`", "seed", _tune(seed=-1)),
+    Case("`seed=2**32`", "seed", _tune(seed=2**32)),
+    Case("`lr=np.array([1e-4, 1e-1])`", "lr", _tune(lr=_np_pair())),
+    Case('`study_name="x" * 10_000`', "study_name", _tune(study_name="x" * 10_000)),
     Case('`study_name=""`', "study_name", _tune(study_name="")),
     Case('`sampler="bayes"` (unknown sampler)', "sampler", _tune(sampler="bayes")),
     Case('`pruner="median"` (unknown pruner)', "pruner", _tune(pruner="median")),

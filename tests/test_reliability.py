@@ -473,3 +473,71 @@ def test_foreign_studies_and_attributes_do_not_break_readers(tmp_path: Path) -> 
                              env=ENV, capture_output=True, text=True, timeout=60)
         assert cli.returncode == 1 and cli.stderr.count("\n") == 1 and what in cli.stderr, cli.stderr
     assert len(optuna.load_study(study_name="cat", storage=db).trials) == 2  # untouched
+
+
+# ----------------------------------------------------------------------------- one line, not a traceback
+
+def _one_line(attempt: object, match: str) -> str:
+    with pytest.raises((ValueError, LookupError)) as info:
+        attempt()  # type: ignore[operator]
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400, message
+    assert match in message, message
+    assert info.value.__suppress_context__ or info.value.__cause__ is None  # no chained traceback
+    return message
+
+
+def test_damaged_or_unreachable_storages_are_one_line(tmp_path: Path) -> None:
+    good = tmp_path / "good.db"
+    autolr.tune(n_trials=3, storage=f"sqlite:///{good}", study_name="f", sampler="tpe", pruner=False,
+                show_progress_bar=False)(lambda lr: lr).run()
+    malformed = tmp_path / "malformed.db"
+    malformed.write_bytes(good.read_bytes())
+    with open(malformed, "r+b") as f:  # pages 3-5 overwritten (this process holds no engine on it)
+        f.seek(4096 * 2)
+        f.write(b"\xff" * 4096 * 3)
+    truncated = tmp_path / "truncated.db"
+    truncated.write_bytes(good.read_bytes()[: 4096 * 2 + 100])
+    for path in (malformed, truncated):
+        url = f"sqlite:///{path}"
+        _one_line(lambda: autolr.load("f", storage=url), "malformed")
+        _one_line(lambda: autolr.tune(n_trials=5, storage=url, study_name="f",
+                                      show_progress_bar=False)(lambda lr: lr).run(), "malformed")
+    _one_line(lambda: autolr.load("f", storage="postgresql://postgres@127.0.0.1:1/test"), "refused")
+    _one_line(lambda: autolr.load("f", storage="redis://127.0.0.1:1"), "cannot reach redis://127.0.0.1:1")
+    _one_line(lambda: autolr.tune(n_trials=1, storage="redis://127.0.0.1:1",
+                                  show_progress_bar=False)(lambda lr: lr).run(), "cannot reach")
+
+
+def test_bad_options_are_one_line_before_any_file_is_written(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "never.db"
+    url = f"sqlite:///{path}"
+
+    def run(**options: object) -> None:
+        autolr.tune(n_trials=1, storage=url, show_progress_bar=False, **options)(lambda lr: lr).run()  # type: ignore[arg-type]
+
+    _one_line(lambda: run(seed=2**32), "seed: expected an int >= 0 and <= 4294967295")
+    _one_line(lambda: run(lr=np.array([1e-4, 1e-1])), "lr: expected a (low, high) pair")
+    message = _one_line(lambda: run(study_name="x" * 10_000), "(10000 characters)")
+    assert len(message) < 200
+    _one_line(lambda: autolr.tune(show_progress_bar="yes"), "show_progress_bar")  # type: ignore[arg-type]
+    assert not path.exists()
+
+
+@pytest.mark.services
+def test_redis_runs_without_an_experimental_warning_each_time() -> None:
+    import uuid
+    import warnings
+
+    pytest.importorskip("redis")
+    url = f"redis://127.0.0.1:6379?prefix=autolr-reliab-{uuid.uuid4().hex}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            autolr.tune(n_trials=2, storage=url, study_name="warn", sampler="tpe", pruner=False,
+                        show_progress_bar=False)(lambda lr: lr).run()
+        autolr.load("warn", storage=url)
+    assert not [w for w in caught if "Experimental" in type(w.message).__name__
+                or "experimental" in str(w.message).lower()], [str(w.message) for w in caught]

@@ -26,10 +26,16 @@ import numpy as np
 import optuna
 
 from autolr import _intermediate
-from autolr._schema import StopReason
+from autolr._schema import ATTR_REPORTS, StopReason
 
 #: Seconds between two writes of buffered reports to storage while a trial runs.
 FLUSH_INTERVAL_S = 2.0
+#: Reports of one trial stored one by one; past it, every 2nd up to twice as many, every 4th up
+#: to four times as many, and so on (the curve keeps its shape, storage and memory stay small:
+#: 1,000,000 reports store about 11,000). Every report is still judged; the last one and the one
+#: that stopped the trial are always stored. The trial's ``autolr.reports`` attribute then says
+#: how many were made.
+REPORT_CAP = 2000
 
 
 class TrialPruned(optuna.TrialPruned):
@@ -109,8 +115,13 @@ class TrialContext:
         self.judge = judge
         self.gate = gate
         self.flush_interval = flush_interval
+        #: The reports kept (all of them up to :data:`REPORT_CAP`, then thinned), in order.
         self.steps: list[int] = []
         self.values: list[float] = []
+        #: How many reports the train function made.
+        self.n_reports = 0
+        self._last: tuple[int, float] | None = None  # the latest report, kept or not
+        self._stride = 1
         self._pending: list[tuple[int, float]] = []
         self._last_flush = -math.inf  # the first report is written at once
         #: Set when the judge stopped the trial (even if the function then caught TrialPruned).
@@ -121,7 +132,12 @@ class TrialContext:
 
     @property
     def last_step(self) -> int | None:
-        return self.steps[-1] if self.steps else None
+        return self._last[0] if self._last is not None else None
+
+    def _keep(self, s: int, v: float) -> None:
+        self.steps.append(s)
+        self.values.append(v)
+        self._pending.append((s, v))
 
     def report(self, value: object, step: object, *, owner: bool = True) -> None:
         """Keep and judge one report; ``owner``: called from the train function's own thread
@@ -129,33 +145,44 @@ class TrialContext:
         with self._lock:  # a thread the train function started may report at the same time
             v = as_number(value, what="autolr.report(value)")
             s = _as_step(step, self.last_step)
-            self.steps.append(s)
-            self.values.append(v)
-            self._pending.append((s, v))
+            self.n_reports = reports = self.n_reports + 1
+            self._last = (s, v)
+            if reports > REPORT_CAP * self._stride:
+                self._stride *= 2
+            if reports % self._stride == 0 or reports <= REPORT_CAP:
+                self._keep(s, v)
             reason = self.judge(self, s, v) if self.judge is not None else None
             if reason is not None:
+                if not self.steps or self.steps[-1] != s:
+                    self._keep(s, v)  # the report that stopped the trial is always stored
                 self.stopped = TrialPruned(reason.value, s)
                 raise self.stopped
-            reports = len(self.values)
         if owner and self.gate is not None:
             self.gate(reports, self._park)
             self.parked = False
         if time.monotonic() - self._last_flush >= self.flush_interval:
-            with self._lock:
-                self.flush()
+            self.flush()
 
     def _park(self) -> None:
         """Called by the gate just before the trial parks: write what is pending, mark parked."""
-        with self._lock:
-            self.flush()
+        self.flush()
         self.parked = True
 
-    def flush(self) -> None:
-        """Write buffered reports to storage (a no-op when nothing is pending)."""
-        if self._pending:
-            items, self._pending = self._pending, []
-            _intermediate.write(self.trial, items)
-        self._last_flush = time.monotonic()
+    def flush(self, *, final: bool = False) -> None:
+        """Write buffered reports to storage (a no-op when nothing is pending).
+
+        ``final`` (the trial has ended): the last report is stored even if thinning skipped it,
+        and a thinned trial records how many reports it made (``autolr.reports``).
+        """
+        with self._lock:
+            if final and self._last is not None and (not self.steps or self.steps[-1] != self._last[0]):
+                self._keep(*self._last)
+            if self._pending:
+                items, self._pending = self._pending, []
+                _intermediate.write(self.trial, items)
+            if final and self.n_reports > len(self.steps):
+                self.trial.storage.set_trial_user_attr(self.trial._trial_id, ATTR_REPORTS, self.n_reports)
+            self._last_flush = time.monotonic()
 
 
 _current: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(

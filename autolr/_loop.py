@@ -228,7 +228,7 @@ def record_outcome(
     ``exception`` (re-raised unless ``catch`` holds it and it is not the same bug on every first
     trial); a returned value goes to :func:`_record_return`.
     """
-    ctx.flush()
+    ctx.flush(final=True)
     if error is None:
         _record_return(run, trial, ctx, value)
         return

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import FrozenTrial
 
-from autolr import _plots, _reports, _storage
+from autolr import _fastread, _plots, _reports, _storage
 from autolr._recommend import Recommendation, recommend, recommend_search, summaries
-from autolr._schema import STUDY_SEARCH, STUDY_SEARCH_SPEC, TrialView, foreign_reason, views
+from autolr._schema import STUDY_SEARCH, STUDY_SEARCH_SPEC, TrialView, foreign_reason, lr_kind, views
 from autolr._search import SEARCH_NAME, spec_from_json
 
 if TYPE_CHECKING:
@@ -53,14 +53,17 @@ class Result:
         """Raise :class:`~autolr._storage.ForeignStudyError` (one line) for a study autolr cannot
         read: several objectives, or an ``lr`` that is not a float."""
         study = self.study
-        reason = foreign_reason(study.study_name, len(study.directions), self._trials)
+        kind = _fastread.lr_kind(study._storage, study._study_id)
+        if kind is _fastread.UNKNOWN:
+            kind = lr_kind(self._trials)
+        reason = foreign_reason(study.study_name, len(study.directions), kind)
         if reason is not None:
             raise _storage.ForeignStudyError(f"study_name: {reason}")
 
     def __repr__(self) -> str:
         rec = self.recommendation
         lr = "none" if rec.lr is None else f"{rec.lr:.3g}"
-        return f"<autolr.Result study={self.study.study_name!r} trials={len(self.study.trials)} best_lr={lr}>"
+        return f"<autolr.Result study={self.study.study_name!r} trials={len(self._views)} best_lr={lr}>"
 
     @functools.cached_property
     def _trials(self) -> list[FrozenTrial]:
@@ -68,7 +71,9 @@ class Result:
 
     @functools.cached_property
     def _views(self) -> list[TrialView]:
-        return views(self._trials)
+        # On RDB storage, plain SELECTs: a 20,000-trial study in a second, not Optuna's ORM
+        fast = _fastread.trial_views(self.study)
+        return views(self._trials) if fast is None else fast
 
     @functools.cached_property
     def recommendation(self) -> Recommendation:

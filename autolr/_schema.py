@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -36,6 +36,8 @@ PARAM = "lr"
 ATTR_STOP_REASON = "autolr.stop_reason"
 #: The step of the report that stopped it.
 ATTR_STOP_STEP = "autolr.stop_step"
+#: How many reports a trial made, when more than were stored (thinned past ``REPORT_CAP``).
+ATTR_REPORTS = "autolr.reports"
 #: ``"TypeName: message"`` of the exception the train function raised.
 ATTR_EXCEPTION = "autolr.exception"
 #: ``host:pid:start`` of the process that runs the trial (see :mod:`autolr._liveness`).
@@ -187,18 +189,44 @@ class TrialView:
     @classmethod
     def of(cls, trial: FrozenTrial) -> TrialView:
         """Read a FrozenTrial (the one place that reads autolr's trial attributes)."""
-        attrs = trial.user_attrs
-        state = trial.state.name
-        lr = trial.params.get(PARAM)
-        splits = attrs.get(ATTR_SKLEARN_SPLITS)
-        return cls(
+        return cls.from_parts(
             number=trial.number,
             trial_id=trial._trial_id,
-            state=state,
+            state=trial.state.name,
             params=trial.params,
-            lr=_float(lr),
-            value=_float(trial.values[0]) if state == "COMPLETE" and trial.values and len(trial.values) == 1 else None,
+            values=trial.values,
             intermediate=trial.intermediate_values,
+            attrs=trial.user_attrs,
+            started=trial.datetime_start,
+            completed=trial.datetime_complete,
+        )
+
+    @classmethod
+    def from_parts(
+        cls,
+        *,
+        number: int,
+        trial_id: int,
+        state: str,
+        params: Mapping[str, object],
+        values: Sequence[float] | None,
+        intermediate: Mapping[int, float],
+        attrs: Mapping[str, object],
+        started: datetime | None,
+        completed: datetime | None,
+    ) -> TrialView:
+        """A trial from its stored parts (a FrozenTrial's, or rows read straight from SQL)."""
+        lr = params.get(PARAM)
+        splits = attrs.get(ATTR_SKLEARN_SPLITS)
+        one = values[0] if state == "COMPLETE" and values and len(values) == 1 else None
+        return cls(
+            number=number,
+            trial_id=trial_id,
+            state=state,
+            params=params,
+            lr=_float(lr),
+            value=_float(one),
+            intermediate=intermediate,
             stop_reason=_str(attrs.get(ATTR_STOP_REASON)),
             stop_step=_int(attrs.get(ATTR_STOP_STEP)),
             exception=_str(attrs.get(ATTR_EXCEPTION)),
@@ -210,8 +238,8 @@ class TrialView:
             effective_lr=_float(attrs.get(ATTR_EFFECTIVE_LR)),
             split_scores=tuple(float(s) for s in splits) if isinstance(splits, (list, tuple)) else None,
             fit_time=_float(attrs.get(ATTR_SKLEARN_FIT_TIME)),
-            started=trial.datetime_start,
-            completed=trial.datetime_complete,
+            started=started,
+            completed=completed,
         )
 
     @property
@@ -229,22 +257,26 @@ def views(trials: Iterable[FrozenTrial]) -> list[TrialView]:
     return [TrialView.of(t) for t in trials]
 
 
-def foreign_reason(name: str, objectives: int, trials: Iterable[FrozenTrial]) -> str | None:
+def lr_kind(trials: Iterable[FrozenTrial]) -> str | None:
+    """The distribution class name of ``lr`` in the first trial that has one (None: no trial)."""
+    for trial in trials:
+        dist = trial.distributions.get(PARAM)
+        if dist is not None:
+            return type(dist).__name__
+    return None
+
+
+def foreign_reason(name: str, objectives: int, kind: str | None) -> str | None:
     """Why autolr cannot read study ``name`` as a learning-rate study, or None when it can.
 
     autolr tunes one metric over a float ``lr``: a multi-objective study, or one whose ``lr`` is
-    categorical or an int, was written by something else. Only the first trial that has an
-    ``lr`` is looked at (Optuna keeps a parameter's kind the same across a study).
+    categorical or an int (``kind``, from :func:`lr_kind`; Optuna keeps a parameter's kind the
+    same across a study), was written by something else.
     """
     if objectives != 1:
         return (f"study {name!r} has {objectives} objectives; autolr tunes one metric and reads "
                 "only single-objective studies")
-    for trial in trials:
-        dist = trial.distributions.get(PARAM)
-        if dist is None:
-            continue
-        if type(dist).__name__ != "FloatDistribution":  # optuna is not imported here
-            return (f"study {name!r} stores {PARAM!r} as a {type(dist).__name__}, not a float "
-                    "learning rate; it was not written by autolr")
-        break
+    if kind is not None and kind != "FloatDistribution":
+        return (f"study {name!r} stores {PARAM!r} as a {kind}, not a float learning rate; it "
+                "was not written by autolr")
     return None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.storages import BaseStorage
 
-from autolr import _storage
+from autolr import _fastread, _storage
 from autolr._config import TuneConfig
 from autolr._sampling import build_sampler
 from autolr._schema import (
@@ -31,6 +31,7 @@ from autolr._schema import (
     STUDY_SEARCH_SPEC,
     STUDY_VERSION,
     foreign_reason,
+    lr_kind,
 )
 from autolr._search import LIMITS, SEARCH_NAME, SearchSpec, spec_from_json, spec_to_json
 from autolr._space import LRRange
@@ -81,10 +82,10 @@ def open_study(config: TuneConfig, name: str, *, default_lr: float | None = None
 def _refuse_foreign(storage: BaseStorage, name: str) -> None:
     """One line, before anything is written, for a stored study autolr cannot run on."""
     study_id = storage.get_study_id_from_name(name)
-    reason = foreign_reason(
-        name, len(storage.get_study_directions(study_id)),
-        storage.get_all_trials(study_id, deepcopy=False),
-    )
+    kind = _fastread.lr_kind(storage, study_id)
+    if kind is _fastread.UNKNOWN:
+        kind = lr_kind(storage.get_all_trials(study_id, deepcopy=False))
+    reason = foreign_reason(name, len(storage.get_study_directions(study_id)), kind)
     if reason is not None:
         raise _storage.ForeignStudyError(f"study_name: {reason}; give another study_name")
 

@@ -541,3 +541,71 @@ def test_redis_runs_without_an_experimental_warning_each_time() -> None:
         autolr.load("warn", storage=url)
     assert not [w for w in caught if "Experimental" in type(w.message).__name__
                 or "experimental" in str(w.message).lower()], [str(w.message) for w in caught]
+
+
+# ----------------------------------------------------------------------------- scale
+
+def test_the_sql_reader_reads_what_optuna_reads(db: str) -> None:
+    import math
+
+    import optuna
+
+    from autolr import _fastread
+    from autolr._schema import views
+
+    @autolr.tune(n_trials=8, storage=db, study_name="same", seed=0, sampler="tpe", pruner=False,
+                 show_progress_bar=False)
+    def train(lr: float, trial: object) -> float:
+        trial.suggest_categorical("opt", ["adam", "sgd"])  # type: ignore[attr-defined]
+        trial.suggest_int("width", 1, 9)  # type: ignore[attr-defined]
+        trial.set_user_attr("note", {"a": [1, 2]})  # type: ignore[attr-defined]
+        n = trial.number  # type: ignore[attr-defined]
+        for step in range(4):
+            autolr.report([1.0, math.inf, -math.inf, 0.5][step] if n == 3 else 1.0 / (step + 1), step=step)
+        if n == 5:
+            raise RuntimeError("boom")
+        return math.nan if n == 6 else lr
+
+    study = train.run().study
+    study = optuna.load_study(study_name="same", storage=db)
+    fast = _fastread.trial_views(study)
+    slow = views(study.get_trials())
+    assert fast is not None and len(fast) == len(slow) == 8
+
+    def same(a: object, b: object) -> bool:
+        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+            return True
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return a == b
+
+    for f, s in zip(fast, slow):
+        for name in f.__dataclass_fields__:
+            assert same(dict(getattr(f, name)) if name in ("params", "intermediate") else getattr(f, name),
+                        dict(getattr(s, name)) if name in ("params", "intermediate") else getattr(s, name)), (f.number, name)
+    assert _fastread.lr_kind(study._storage, study._study_id) == "FloatDistribution"
+    assert _fastread.trial_views(optuna.create_study()) is None  # in memory: Optuna's API
+
+
+def test_a_trial_that_reports_very_often_stores_a_thinned_curve(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from autolr import _context
+
+    monkeypatch.setattr(_context, "REPORT_CAP", 50)
+    calls = 1_000
+
+    @autolr.tune(n_trials=1, storage=db, study_name="often", sampler="tpe", pruner=False,
+                 show_progress_bar=False)
+    def often(lr: float) -> float:
+        for step in range(calls):
+            autolr.report(1.0 / (step + 1) + lr, step=step)
+        return lr
+
+    (trial,) = often.run().study.trials
+    steps = sorted(trial.intermediate_values)
+    assert steps[:50] == list(range(50))  # every report up to the cap
+    assert steps[-1] == calls - 1  # and always the last one
+    assert 50 < len(steps) <= 50 + 25 * 6  # then every 2nd, 4th, ... (log-many per doubling)
+    gaps = [b - a for a, b in zip(steps[50:], steps[51:-1])]
+    assert gaps == sorted(gaps)  # thinner and thinner, never lumpy: the shape is kept
+    assert trial.user_attrs["autolr.reports"] == calls
+    assert autolr.load("often", storage=db).best_lr > 0

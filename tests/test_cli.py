@@ -123,7 +123,8 @@ def test_dashboard_on_a_file_without_studies(tmp_path: Path, capsys: pytest.Capt
     import sqlite3
 
     empty = tmp_path / "empty.db"
-    sqlite3.connect(empty).execute("create table t (x)").connection.close()
+    # a SQLite file with no tables yet (one with another application's tables is refused untouched)
+    sqlite3.connect(empty).execute("pragma user_version = 1").connection.close()
     code, _, err = run(capsys, "dashboard", str(empty))
     assert code == 1 and "no studies in" in err and "run a tuned function first" in err
 

@@ -260,6 +260,11 @@ def report(value: float, step: int | None = None) -> None:
     :class:`autolr.TrialPruned`, which autolr catches. Outside a study it does nothing, so the
     train function still runs stand-alone.
 
+    A thread the train function starts may report too: it is tied to the one trial running in
+    the process (a :class:`ReportThreadError` says so when several run, e.g. ``n_jobs=2``; start
+    such a thread with ``contextvars.copy_context().run``). Past ``REPORT_CAP`` reports a trial
+    stores a thinned curve.
+
     Args:
         value: a real number (float, int, numpy scalar or one-element tensor).
         step: a non-negative int, increasing from call to call; ``None`` means the next step.

@@ -63,27 +63,37 @@ def trial_views(study: optuna.Study) -> list[TrialView] | None:
     from optuna.distributions import json_to_distribution
     from optuna.storages._rdb import models
 
-    sid = {"sid": study._study_id}
-    where = "JOIN trials t ON t.trial_id = x.trial_id WHERE t.study_id = :sid"
+    sid = int(study._study_id)  # an int from Optuna: inlined, so every driver's cursor takes it
+    where = f"JOIN trials t ON t.trial_id = x.trial_id WHERE t.study_id = {sid}"
+    queries = [
+        f"SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials "
+        f"WHERE study_id = {sid} ORDER BY number",
+        f"SELECT x.trial_id, x.param_name, x.param_value, x.distribution_json "
+        f"FROM trial_params x {where}",
+        f"SELECT x.trial_id, x.objective, x.value, x.value_type FROM trial_values x {where}",
+        f"SELECT x.trial_id, x.key, x.value_json FROM trial_user_attributes x {where}",
+        f"SELECT x.trial_id, x.step, x.intermediate_value, x.intermediate_value_type "
+        f"FROM trial_intermediate_values x {where}",
+    ]
     try:
-        with backend.engine.connect() as con:
-            trials = con.execute(sa.text(
-                "SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials "
-                "WHERE study_id = :sid ORDER BY number"), sid).all()
-            params = con.execute(sa.text(
-                f"SELECT x.trial_id, x.param_name, x.param_value, x.distribution_json "
-                f"FROM trial_params x {where}"), sid).all()
-            values = con.execute(sa.text(
-                f"SELECT x.trial_id, x.objective, x.value, x.value_type FROM trial_values x "
-                f"{where}"), sid).all()
-            attrs = con.execute(sa.text(
-                f"SELECT x.trial_id, x.key, x.value_json FROM trial_user_attributes x {where}"),
-                sid).all()
-            steps = con.execute(sa.text(
-                f"SELECT x.trial_id, x.step, x.intermediate_value, x.intermediate_value_type "
-                f"FROM trial_intermediate_values x {where}"), sid).all()
+        # the driver's own cursor: plain tuples, no ORM and no Row objects (400,000 reports)
+        con = backend.engine.raw_connection()
+        try:
+            cursor = con.cursor()
+            results = []
+            for query in queries:
+                cursor.execute(query)
+                results.append(cursor.fetchall())
+            cursor.close()
+        finally:
+            con.close()
     except sa.exc.SQLAlchemyError:
         return None  # not the schema this reader knows: Optuna's API reads it
+    except Exception as exc:  # the driver's own error (sqlite3.Error, psycopg.Error, ...)
+        if type(exc).__name__ not in ("OperationalError", "ProgrammingError", "DatabaseError"):
+            raise
+        return None
+    trials, params, values, attrs, steps = results
 
     by_params: dict[int, dict[str, object]] = defaultdict(dict)
     dists: dict[str, Any] = {}

@@ -434,24 +434,60 @@ def recommend(
     )
 
 
+#: Kernel reach in bandwidths: a point farther away weighs below e^-50 (under float64's
+#: resolution next to the target's own weight of 1, even summed over a million trials).
+_REACH = 10.0
+#: Up to this many (target, point) pairs the kernel is computed in float64.
+_EXACT_PAIRS = 4_000_000
+
+
 def _kernel_average(
     at: Sequence[float], xs: Sequence[float], ys: Sequence[float], bandwidth: float
 ) -> list[float]:
     """Gaussian-kernel weighted mean of ``ys`` (at ``xs``) evaluated at each of ``at``.
 
-    Vectorized in blocks of rows, so 10,000 trials take about a second instead of minutes.
+    Targets and points are sorted; each block of targets is weighed against the points within
+    ``_REACH`` bandwidths only (the rest weigh nothing at float64 precision), so 20,000 trials
+    take well under a second instead of O(n^2) exponentials. A target with no point in reach
+    gets the exact mean over all points.
     """
     x = np.asarray(xs, dtype=float)
     y = np.asarray(ys, dtype=float)
     targets = np.asarray(at, dtype=float)
     inv = 1.0 / (2.0 * bandwidth * bandwidth)
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    t_order = np.argsort(targets, kind="stable")
+    sorted_t = targets[t_order]
+    reach = _REACH * bandwidth
+    # Beyond a few thousand trials the exponentials dominate: float32 is ~30x faster and its
+    # 1e-7 relative error is far below what moves a recommendation.
+    dtype = np.float64 if len(x) * len(targets) <= _EXACT_PAIRS else np.float32
+    y_typed = y.astype(dtype)
     out = np.empty(len(targets))
-    block = max(1, 2_000_000 // max(1, len(x)))
-    for start in range(0, len(targets), block):
-        d = targets[start : start + block, None] - x[None, :]
-        w = np.exp(-(d * d) * inv)
-        out[start : start + block] = (w @ y) / w.sum(axis=1)
-    return out.tolist()
+    block = max(1, min(512, 2_000_000 // max(1, len(x))))
+    for start in range(0, len(sorted_t), block):
+        tb = sorted_t[start : start + block]
+        lo = int(np.searchsorted(x, tb[0] - reach, side="left"))
+        hi = int(np.searchsorted(x, tb[-1] + reach, side="right"))
+        w = (tb[:, None] - x[None, lo:hi]).astype(dtype, copy=False)
+        np.multiply(w, w, out=w)
+        w *= dtype(-inv)
+        np.exp(w, out=w)
+        # einsum, not BLAS: OpenBLAS's threads make a matrix-vector product 50x slower on a
+        # busy machine, and the exponentials are the real work anyway
+        weighted = np.einsum("ij,j->i", w, y_typed[lo:hi]).astype(np.float64)
+        total = w.sum(axis=1).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start : start + block] = weighted / total
+        for i in np.flatnonzero(~(total > 0)):  # nothing in reach: every point, exactly
+            d = tb[i] - x
+            wi = np.exp(-(d * d) * inv)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[start + i] = np.float64(wi @ y) / np.float64(wi.sum())
+    result = np.empty(len(targets))
+    result[t_order] = out
+    return result.tolist()
 
 
 def _state_counts(trials: Sequence[TrialSummary]) -> str:

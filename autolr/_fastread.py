@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any, Final
 
 import optuna
+from optuna.distributions import json_to_distribution
+from optuna.storages import RDBStorage
 
 from autolr._schema import PARAM, TrialView
 
@@ -25,10 +27,8 @@ UNKNOWN: Final = "?"
 
 def _backend(storage: object) -> Any:
     """The ``RDBStorage`` behind ``storage`` (Optuna wraps it in a cache), or None."""
-    from optuna.storages import RDBStorage
-
     backend = getattr(storage, "_backend", storage)
-    return backend if isinstance(backend, RDBStorage) else None
+    return backend if isinstance(backend, RDBStorage) else None  # optuna.storages: eager, cheap
 
 
 def lr_kind(storage: object, study_id: int) -> str | None:
@@ -59,8 +59,7 @@ def trial_views(study: optuna.Study) -> list[TrialView] | None:
     backend = _backend(study._storage)
     if backend is None:
         return None
-    import sqlalchemy as sa
-    from optuna.distributions import json_to_distribution
+    import sqlalchemy as sa  # SQLAlchemy costs import time: RDB storages only
     from optuna.storages._rdb import models
 
     sid = int(study._study_id)  # an int from Optuna: inlined, so every driver's cursor takes it

@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -463,7 +463,7 @@ def _kernel_average(
     # Beyond a few thousand trials the exponentials dominate: float32 is ~30x faster and its
     # 1e-7 relative error is far below what moves a recommendation.
     dtype = np.float64 if len(x) * len(targets) <= _EXACT_PAIRS else np.float32
-    y_typed = y.astype(dtype)
+    y_typed: Any = y.astype(dtype)  # float32 or float64: numpy's einsum stubs take one
     out = np.empty(len(targets))
     block = max(1, min(512, 2_000_000 // max(1, len(x))))
     for start in range(0, len(sorted_t), block):

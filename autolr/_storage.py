@@ -350,7 +350,7 @@ class JournalFile(JournalFileBackend):
             try:
                 start = _complete_end(fd)
                 size = os.fstat(fd).st_size
-                if start != size and os.pread(fd, len(_RECORD_START), start) != _RECORD_START:
+                if start != size and not _RECORD_START.startswith(os.pread(fd, len(_RECORD_START), start)):
                     raise optuna.exceptions.StorageInternalError(
                         f"the journal file {self._file_path!r} ends with a line that is not a "
                         "journal record; autolr will not overwrite it"
@@ -383,7 +383,7 @@ def check_journal_file(path: Path, *, param: str = "storage") -> None:
         raise StorageError(f"{param}: {str(path)!r} is a directory, expected a journal file")
     with open(path, "rb") as f:  # a journal file has no POSIX locks to lose (not SQLite)
         head = f.read(len(_RECORD_START))
-    if head and head != _RECORD_START:
+    if head and not _RECORD_START.startswith(head):  # (a first record being written: a prefix)
         raise StorageError(
             f"{param}: {str(path)!r} exists but is not an Optuna journal file; autolr will not "
             "touch it (move it away or choose another storage)"

@@ -609,3 +609,15 @@ def test_a_trial_that_reports_very_often_stores_a_thinned_curve(db: str, monkeyp
     assert gaps == sorted(gaps)  # thinner and thinner, never lumpy: the shape is kept
     assert trial.user_attrs["autolr.reports"] == calls
     assert autolr.load("often", storage=db).best_lr > 0
+
+
+def test_a_torn_record_shorter_than_its_first_key_is_still_repaired(tmp_path: Path) -> None:
+    path = tmp_path / "short.log"
+    url = f"journal:///{path}"
+    autolr.tune(n_trials=2, storage=url, study_name="s", sampler="tpe", pruner=False,
+                show_progress_bar=False)(lambda lr: lr).run()
+    with open(path, "ab") as f:
+        f.write(b'{"op_')  # killed a few bytes into a record
+    result = autolr.tune(n_trials=4, storage=url, study_name="s", sampler="tpe", pruner=False,
+                         show_progress_bar=False)(lambda lr: lr).run()
+    assert _counted(result.study) == 4 and path.read_bytes().endswith(b"\n")

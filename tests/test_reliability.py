@@ -545,15 +545,26 @@ def test_redis_runs_without_an_experimental_warning_each_time() -> None:
 
 # ----------------------------------------------------------------------------- scale
 
-def test_the_sql_reader_reads_what_optuna_reads(db: str) -> None:
+@pytest.mark.parametrize("server", [
+    "sqlite", pytest.param("postgresql", marks=pytest.mark.services),
+    pytest.param("mysql", marks=pytest.mark.services)])
+def test_the_sql_reader_reads_what_optuna_reads(db: str, server: str) -> None:
     import math
+    import uuid
 
     import optuna
 
     from autolr import _fastread
     from autolr._schema import views
 
-    @autolr.tune(n_trials=8, storage=db, study_name="same", seed=0, sampler="tpe", pruner=False,
+    name = f"same-{uuid.uuid4().hex}"
+    if server == "postgresql":
+        db = "postgresql://postgres@127.0.0.1:5432/test"
+    elif server == "mysql":
+        pytest.importorskip("pymysql")
+        db = "mysql+pymysql://root@127.0.0.1:3306/test"
+
+    @autolr.tune(n_trials=8, storage=db, study_name=name, seed=0, sampler="tpe", pruner=False,
                  show_progress_bar=False)
     def train(lr: float, trial: object) -> float:
         trial.suggest_categorical("opt", ["adam", "sgd"])  # type: ignore[attr-defined]
@@ -567,7 +578,7 @@ def test_the_sql_reader_reads_what_optuna_reads(db: str) -> None:
         return math.nan if n == 6 else lr
 
     study = train.run().study
-    study = optuna.load_study(study_name="same", storage=db)
+    study = optuna.load_study(study_name=name, storage=db)
     fast = _fastread.trial_views(study)
     slow = views(study.get_trials())
     assert fast is not None and len(fast) == len(slow) == 8

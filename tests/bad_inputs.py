@@ -120,6 +120,24 @@ def _not_sqlite(tmp: Path) -> object:
     return autolr.tune(storage=f"sqlite:///{tmp / 'notes.db'}")(lambda lr: lr).run()
 
 
+def _foreign_sqlite(tmp: Path) -> object:
+    import sqlite3
+
+    import autolr
+
+    con = sqlite3.connect(tmp / "app.db")
+    con.execute("create table users (id integer primary key)")
+    con.close()
+    return autolr.tune(storage=f"sqlite:///{tmp / 'app.db'}")(lambda lr: lr).run()
+
+
+def _text_journal(tmp: Path) -> object:
+    import autolr
+
+    (tmp / "notes.log").write_text("my notes\n")
+    return autolr.load("train", storage=f"journal:///{tmp / 'notes.log'}")
+
+
 def _run_kw(**kwargs: object) -> Callable[[Path], object]:
     def go(tmp: Path) -> object:
         import autolr
@@ -209,6 +227,10 @@ CASES: list[Case] = [
          _tune(storage="postgresql://u:hunter2@host:notaport/db")),
     Case("`storage=42`", "storage", _tune(storage=42)),
     Case("storage file that is not SQLite", "storage", _not_sqlite),
+    Case("SQLite file of another application", "storage", _foreign_sqlite),
+    Case("a text file given as a journal", "storage", _text_journal),
+    Case("unreachable Redis", "storage", lambda tmp: __import__("autolr").load(
+        "train", storage="redis://127.0.0.1:1")),
     Case("train function without `lr`", "tune", _signature(lambda: 0.0)),
     Case("train function with `learning_rate` instead of `lr`", "tune", _signature(lambda learning_rate: 0.0)),
     Case("train function taking `lr` positional-only", "tune", _signature(lambda lr, /: lr)),

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bad_inputs import CASES, ROOT, answer, markdown  # noqa: E402
 
 # Cases whose setup stores a study on purpose (to resume or load it) or writes a foreign file.
-SETUP_WRITES = {"s.db", "s.db-wal", "s.db-shm", "notes.db"}  # -wal, -shm: SQLite WAL mode
+SETUP_WRITES = {"s.db", "s.db-wal", "s.db-shm", "notes.db", "app.db", "notes.log"}  # -wal, -shm: SQLite WAL mode
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.what for c in CASES])

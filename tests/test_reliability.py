@@ -632,3 +632,20 @@ def test_a_torn_record_shorter_than_its_first_key_is_still_repaired(tmp_path: Pa
     result = autolr.tune(n_trials=4, storage=url, study_name="s", sampler="tpe", pruner=False,
                          show_progress_bar=False)(lambda lr: lr).run()
     assert _counted(result.study) == 4 and path.read_bytes().endswith(b"\n")
+
+
+def test_host_guard_rules() -> None:
+    from autolr._dashboard_server import HostGuard
+
+    def app(environ: object, start: object) -> list[bytes]:
+        return [b"ok"]
+
+    local = HostGuard(app, host="127.0.0.1", port=8080)
+    assert all(local.allows(h) for h in ("127.0.0.1:8080", "LOCALHOST:8080", "[::1]:8080"))
+    assert not any(local.allows(h) for h in ("127.0.0.1:8081", "evil.example:8080", "localhost",
+                                             "192.168.1.5:8080", "", None))
+    wide = HostGuard(app, host="0.0.0.0", port=8080)
+    assert wide.allows("192.168.1.5:8080") and wide.allows("[fe80::1]:8080")
+    assert not wide.allows("evil.example:8080") and not wide.allows("192.168.1.5:9")
+    named = HostGuard(app, host="box.lan", port=8080)
+    assert named.allows("box.lan:8080") and not named.allows("evil.example:8080")

@@ -649,3 +649,13 @@ def test_host_guard_rules() -> None:
     assert not wide.allows("evil.example:8080") and not wide.allows("192.168.1.5:9")
     named = HostGuard(app, host="box.lan", port=8080)
     assert named.allows("box.lan:8080") and not named.allows("evil.example:8080")
+
+
+def test_storage_scale_benchmark_runs_small() -> None:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.storage_scale", "--trials", "200",
+                           "--reports", "5", "--calls", "3000"], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| autolr best |" in proc.stdout and "stored of 3000" in proc.stdout
+    assert "command: python -m benchmarks.storage_scale" in proc.stdout
+    assert "| 1 |" not in proc.stdout  # every command exited 0

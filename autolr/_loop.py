@@ -33,7 +33,15 @@ from autolr import _record, _storage
 from autolr._config import TuneConfig
 from autolr._context import TrialContext, TrialPruned, active, as_number
 from autolr._liveness import Heartbeat
-from autolr._sampling import Recheck, recheck_for
+from autolr._sampling import (
+    Recheck,
+    claims,
+    owed_lrs,
+    planned_lrs,
+    recheck_for,
+    same_lr,
+    worker_index,
+)
 from autolr._schema import PARAM, StopReason, TrialView, counted, pending, views
 from autolr._stopping import judge_for
 from autolr._target import Target
@@ -99,9 +107,11 @@ def is_surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
 
 @dataclass(frozen=True)
 class Start:
-    """Start a trial: sampled (or popped from the queue), or re-checking a candidate."""
+    """Start a trial: sampled (or popped from the queue), re-checking a candidate, or at the
+    planned ``lr`` the study still owes (claimed by value: :func:`claimed_below`)."""
 
     recheck: Recheck | None = None
+    lr: float | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,32 @@ def next_step(run: Run, trials: Sequence[TrialView], slots: Slots) -> Step:
         direction=run.config.direction,
         base_seed=run.target.base_seed(run.kwargs) if budget else 0,
     )
-    return Start(recheck)
+    if recheck is not None or slots.queued:  # a queued retry holds its slot already: first
+        return Start(recheck)
+    owed = owed_lrs(planned_lrs(run.config), trials)
+    if owed:  # workers deciding at the same moment start different points
+        return Start(lr=owed[worker_number() % len(owed)])
+    return Start()
+
+
+def worker_number() -> int:
+    """Which of several workers this loop is: its process's index (``workers=``, a scheduler)
+    and its thread's (``n_jobs``); 0 for a lone run, which so takes the plan in order."""
+    name = threading.current_thread().name  # autolr-job-<i> (autolr._scaleout.run_threads)
+    thread = int(name.rsplit("-", 1)[1]) if name.startswith("autolr-job-") else 0
+    return 7 * (worker_index() or 0) + thread
+
+
+def claimed_below(trials: Sequence[TrialView], number: int, lr: float) -> bool:
+    """Whether a trial numbered below ``number`` already stands for the planned ``lr``.
+
+    Trial numbers are handed out by the storage, one each, so of k workers that start the same
+    planned lr at once exactly one (the lowest number) finds none below it and runs it; the
+    others give theirs back. A crash's retry or a re-check never stands for a planned point.
+    """
+    return any(
+        t.number < number and t.lr is not None and claims(t) and same_lr(t.lr, lr) for t in trials
+    )
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -159,8 +194,12 @@ def run_loop(run: Run, stop: threading.Event | None = None) -> None:
         if isinstance(step, Wait):
             time.sleep(POLL_S)
             continue
-        trial = _record.start(run.study, worker=run.worker, recheck=step.recheck)
-        if is_surplus(run.study, trial, run.n_trials):
+        fixed: dict[str, object] | None = None if step.lr is None else {PARAM: step.lr}
+        trial = _record.start(run.study, worker=run.worker, recheck=step.recheck, params=fixed)
+        if is_surplus(run.study, trial, run.n_trials) or (
+            step.lr is not None
+            and claimed_below(views(run.study.get_trials(deepcopy=False)), trial.number, step.lr)
+        ):
             _record.release(run.study, trial)
             continue
         seed = step.recheck.seed if step.recheck is not None else None

@@ -35,11 +35,10 @@ from autolr._context import TrialContext, TrialPruned, active, as_number
 from autolr._liveness import Heartbeat
 from autolr._sampling import (
     Recheck,
-    claims,
+    live_claims,
     owed_lrs,
     planned_lrs,
     recheck_for,
-    same_lr,
     worker_index,
 )
 from autolr._schema import PARAM, StopReason, TrialView, counted, pending, views
@@ -165,9 +164,7 @@ def claimed_below(trials: Sequence[TrialView], number: int, lr: float) -> bool:
     planned lr at once exactly one (the lowest number) finds none below it and runs it; the
     others give theirs back. A crash's retry or a re-check never stands for a planned point.
     """
-    return any(
-        t.number < number and t.lr is not None and claims(t) and same_lr(t.lr, lr) for t in trials
-    )
+    return any(t.number < number for t in live_claims(trials, lr))
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -21,7 +21,7 @@ import optuna
 from autolr._config import AUTO, SamplerSpec, TuneConfig
 from autolr._grid import grid_points
 from autolr._recommend import recommend, summaries
-from autolr._schema import PARAM, TrialView
+from autolr._schema import PARAM, TrialView, counted
 from autolr._space import DEFAULT_LR, LRRange
 
 if TYPE_CHECKING:
@@ -174,18 +174,27 @@ def claims(t: TrialView) -> bool:
     return t.retry_of is None and t.recheck_of is None and t.stop_reason != "surplus"
 
 
+def _lost(t: TrialView) -> bool:
+    return t.finished and not counted(t)
+
+
+def live_claims(trials: Sequence[TrialView], lr: float) -> list[TrialView]:
+    """The trials that stand for the planned ``lr``: each claim, unless it was lost and so was
+    its one retry (a point lost twice is owed again: the plan runs until it has a result)."""
+    at = [t for t in trials if t.lr is not None and same_lr(t.lr, lr)]
+    lost_retries = {t.retry_of for t in at if t.retry_of is not None and _lost(t)}
+    return [t for t in at if claims(t) and not (_lost(t) and t.number in lost_retries)]
+
+
 def owed_lrs(plan: Sequence[float], trials: Sequence[TrialView]) -> tuple[float, ...]:
-    """The planned lrs no trial has claimed yet, in plan order (``trials`` read with the lr
-    fixed at creation: :func:`autolr._loop.read_trials`).
+    """The planned lrs no trial stands for yet (:func:`live_claims`), in plan order.
 
     Example:
         >>> t = TrialView(number=0, trial_id=0, state="FAIL", lr=1e-3, stop_reason="crashed")
         >>> owed_lrs((1e-3, 1e-2), [t])  # crashed: its retry is queued, the point is claimed
         (0.01,)
     """
-    taken = [t.lr for t in trials if t.lr is not None and claims(t)]
-    return tuple(p for p in plan if not any(same_lr(p, x) for x in taken))
-
+    return tuple(p for p in plan if not live_claims(trials, p))
 
 # ----------------------------------------------------------------------------- seeds
 

@@ -158,18 +158,24 @@ def list_studies(storage: BaseStorage) -> list[StudyRow]:
 
 
 def _rdb_rows(rdb: RDBStorage) -> list[StudyRow]:
-    from sqlalchemy import text
+    # Optuna's tables, named through SQLAlchemy so each dialect quotes them (MySQL: `key`).
+    from sqlalchemy import column, func, select, table
 
+    studies = table("studies", column("study_id"), column("study_name"))
+    dirs_t = table("study_directions", column("study_id"), column("objective"), column("direction"))
+    attrs_t = table("study_user_attributes", column("study_id"), column("key"), column("value_json"))
+    trials = table("trials", column("study_id"), column("state"), column("datetime_start"),
+                   column("datetime_complete"))
     with rdb.engine.connect() as conn:
-        studies = conn.execute(text("SELECT study_id, study_name FROM studies")).all()
+        names = conn.execute(select(studies.c.study_id, studies.c.study_name)).all()
         dirs: dict[int, list[tuple[int, str]]] = {}
         for sid, obj, d in conn.execute(
-            text("SELECT study_id, objective, direction FROM study_directions")
+            select(dirs_t.c.study_id, dirs_t.c.objective, dirs_t.c.direction)
         ):
             dirs.setdefault(sid, []).append((obj, str(getattr(d, "name", d))))
         attrs: dict[int, dict[str, object]] = {}
         for sid, key, value in conn.execute(
-            text("SELECT study_id, key, value_json FROM study_user_attributes")
+            select(attrs_t.c.study_id, attrs_t.c.key, attrs_t.c.value_json)
         ):
             try:
                 attrs.setdefault(sid, {})[key] = json.loads(value)
@@ -177,18 +183,20 @@ def _rdb_rows(rdb: RDBStorage) -> list[StudyRow]:
                 attrs.setdefault(sid, {})[key] = value
         counts: dict[int, dict[str, int]] = {}
         for sid, state, n in conn.execute(
-            text("SELECT study_id, state, COUNT(*) FROM trials GROUP BY study_id, state")
+            select(trials.c.study_id, trials.c.state, func.count())
+            .group_by(trials.c.study_id, trials.c.state)
         ):
             counts.setdefault(sid, {})[str(getattr(state, "name", state))] = int(n)
+        last = func.coalesce(trials.c.datetime_complete, trials.c.datetime_start)
         times = {
             sid: (_dt(lo), _dt(hi))
-            for sid, lo, hi in conn.execute(text(
-                "SELECT study_id, MIN(datetime_start), "
-                "MAX(COALESCE(datetime_complete, datetime_start)) FROM trials GROUP BY study_id"
-            ))
+            for sid, lo, hi in conn.execute(
+                select(trials.c.study_id, func.min(trials.c.datetime_start), func.max(last))
+                .group_by(trials.c.study_id)
+            )
         }
     rows = []
-    for sid, name in studies:
+    for sid, name in names:
         lo, hi = times.get(sid, (None, None))
         rows.append(StudyRow(
             name, tuple(d.lower() for _, d in sorted(dirs.get(sid, []))), attrs.get(sid, {}),

@@ -152,14 +152,17 @@ def _case(tmp_path: Path, url: str, sampler: str, workers: int) -> None:
     _check(url, name, sampler, seed)
 
 
-@pytest.mark.parametrize("workers", [1, 2, 4])
+WORKERS = [1, 2, pytest.param(4, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("workers", WORKERS)
 @pytest.mark.parametrize("sampler", ["auto", "tpe"])
 def test_interrupted_then_resumed_sqlite(tmp_path: Path, sampler: str, workers: int) -> None:
     _case(tmp_path, f"sqlite:///{tmp_path / 's.db'}", sampler, workers)
 
 
 @pytest.mark.services
-@pytest.mark.parametrize("workers", [1, 2, 4])
+@pytest.mark.parametrize("workers", WORKERS)
 @pytest.mark.parametrize("sampler", ["auto", "tpe"])
 def test_interrupted_then_resumed_postgres(
     tmp_path: Path, pg_url: str, sampler: str, workers: int

@@ -126,6 +126,29 @@ class Tuned(Generic[P, R]):
             >>> _ = train.run(epochs=1)
             >>> _ = train.run(epochs=2, allow_changed=True)  # doctest: +SKIP
         """
+        try:
+            return self._run(
+                n_trials=n_trials, timeout=timeout, show_progress_bar=show_progress_bar,
+                n_jobs=n_jobs, workers=workers, fresh=fresh, allow_changed=allow_changed,
+                train_kwargs=train_kwargs,
+            )
+        except KeyboardInterrupt:
+            # Ctrl-C: the loop has recorded the trial and said how to resume; the traceback
+            # through the user's training library (torch, ...) says nothing more.
+            raise KeyboardInterrupt from None
+
+    def _run(
+        self,
+        *,
+        n_trials: int | None,
+        timeout: float | None,
+        show_progress_bar: bool | None,
+        n_jobs: int,
+        workers: int | None,
+        fresh: bool,
+        allow_changed: bool,
+        train_kwargs: dict[str, object],
+    ) -> Result:
         given = {"n_trials": n_trials, "timeout": timeout, "show_progress_bar": show_progress_bar}
         config = self.config.replace(**{k: v for k, v in given.items() if v is not None})
         config = config.replace(fresh=fresh, allow_changed=allow_changed)

@@ -239,10 +239,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     directory = Path(args.output)
-    if not directory.is_dir():
-        raise UserError(f"-o: {args.output!r} is not an existing directory")
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"-o: {args.output!r} is a file, expected a directory")
     formats = _plots.IMAGE_FORMATS if args.format == "both" else (args.format,)
     result = _load(args.study, args.storage)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"-o: cannot create {args.output!r}: {exc.strerror}") from None
     try:
         paths = _plots.save_all(result, directory, formats=formats)
     except ImportError as exc:
@@ -368,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", metavar="STUDY")
     _storage_option(p)
     p.add_argument("-o", "--output", metavar="DIR", default=".",
-                   help="existing directory for STUDY-lr.png, STUDY-curves.png, ... (default: .)")
+                   help="directory for STUDY-lr.png, STUDY-curves.png, ... (created if missing; "
+                   "default: .)")
     p.add_argument("--format", choices=("png", "svg", "both"), default="both",
                    help="image format (default: both)")
 

@@ -38,6 +38,7 @@ from autolr._sampling import (
     live_claims,
     owed_lrs,
     planned_lrs,
+    recheck_budget,
     recheck_for,
     worker_index,
 )
@@ -111,6 +112,9 @@ class Start:
 
     recheck: Recheck | None = None
     lr: float | None = None
+    #: A new explored trial is given back when this many trials hold slots below it (the
+    #: study's total, less the re-checks still owed: so k workers do not eat their slots).
+    cap: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,21 +136,26 @@ def next_step(run: Run, trials: Sequence[TrialView], slots: Slots) -> Step:
         return Stop()
     if len(slots.holders) >= run.n_trials and not slots.queued:
         return Wait()
-    budget = run.config.recheck or 0
-    recheck = recheck_for(
-        trials,
-        finished=slots.finished,
-        n_trials=run.n_trials,
-        budget=budget,
-        direction=run.config.direction,
-        base_seed=run.target.base_seed(run.kwargs) if budget else 0,
-    )
-    if recheck is not None or slots.queued:  # a queued retry holds its slot already: first
-        return Start(recheck)
+    if slots.queued:  # a queued retry holds its slot already: it goes first
+        return Start()
+    budget = recheck_budget(run.config)
+    explored = sum(1 for t in trials if t.recheck_of is None and (counted(t) or pending(t)))
+    checks = len({t.recheck_of for t in trials if t.recheck_of is not None})
+    cap = run.n_trials - (budget - checks) if checks < budget else None
+    if budget and checks < budget and explored >= run.n_trials - budget:
+        recheck = recheck_for(
+            trials, budget=budget, direction=run.config.direction,
+            base_seed=run.target.base_seed(run.kwargs),
+        )
+        if recheck is not None:
+            return Start(recheck)
+        if any(pending(t) for t in trials):  # no candidate finished yet: its slot stays a re-check
+            return Wait()
+        cap = None  # nothing left to re-check: the slots go to exploring
     owed = owed_lrs(planned_lrs(run.config), trials)
     if owed:  # workers deciding at the same moment start different points
-        return Start(lr=owed[worker_number() % len(owed)])
-    return Start()
+        return Start(lr=owed[worker_number() % len(owed)], cap=cap)
+    return Start(cap=cap)
 
 
 def worker_number() -> int:
@@ -193,7 +202,8 @@ def run_loop(run: Run, stop: threading.Event | None = None) -> None:
             continue
         fixed: dict[str, object] | None = None if step.lr is None else {PARAM: step.lr}
         trial = _record.start(run.study, worker=run.worker, recheck=step.recheck, params=fixed)
-        if is_surplus(run.study, trial, run.n_trials) or (
+        cap = run.n_trials if step.cap is None else step.cap
+        if is_surplus(run.study, trial, cap) or (
             step.lr is not None
             and claimed_below(views(run.study.get_trials(deepcopy=False)), trial.number, step.lr)
         ):

@@ -4,7 +4,8 @@
   ``grid`` or the user's own, wrapped in :class:`PlannedSampler` so the study first measures the
   default lr 1e-3 and then the :func:`initial_design`;
 * :func:`worker_seed`: each worker of a seeded study samples with its own seed;
-* :func:`recheck_for`: the last trials of the budget re-run the best candidates with another seed.
+* :func:`recheck_for`: the last trials of the budget re-run the best candidates with another seed
+  (:func:`recheck_budget` of them).
 """
 
 from __future__ import annotations
@@ -239,22 +240,36 @@ class Recheck:
     seed: int
 
 
+#: Re-checks never take the place of the planned points, nor leave fewer than this many lrs.
+MIN_EXPLORED = 4
+
+
+def recheck_budget(config: TuneConfig) -> int:
+    """How many re-checks a study of ``config`` runs: ``recheck``, but never so many that fewer
+    than the planned points (at least :data:`MIN_EXPLORED` lrs) are explored.
+
+    Example:
+        >>> [recheck_budget(TuneConfig.build(sampler="tpe", n_trials=n, recheck=2)) for n in (5, 6, 8)]
+        [0, 1, 2]
+    """
+    explore = max(len(planned_lrs(config)), MIN_EXPLORED)
+    return max(0, min(config.recheck or 0, study_total(config) - explore))
+
+
 def recheck_for(
     trials: Sequence[TrialView],
     *,
-    finished: int,
-    n_trials: int,
     budget: int,
     direction: str,
     base_seed: int,
 ) -> Recheck | None:
-    """The re-check the next trial should run, or None to sample as usual.
+    """The re-check the next trial should run, or None when no candidate is left to re-check.
 
-    The last ``budget`` trials of the study's ``n_trials`` re-run the recommendation's best
-    candidates, each once, with a seed no trial used (``base_seed + 1``, ``+ 2``, ...).
+    Re-runs the recommendation's best candidates, each once, with a seed no trial used
+    (``base_seed + 1``, ``+ 2``, ...); at most ``budget`` of them. The loop asks once the study
+    holds its ``n_trials - budget`` explored trials (finished or running: workers do not make
+    the re-checks shrink; :func:`autolr._loop.next_step`).
     """
-    if not budget or finished < n_trials - budget:
-        return None
     done = {t.recheck_of for t in trials if t.recheck_of is not None}
     if len(done) >= budget:
         return None

@@ -140,7 +140,8 @@ def next_step(run: Run, trials: Sequence[TrialView], slots: Slots) -> Step:
         return Start()
     budget = recheck_budget(run.config)
     explored = sum(1 for t in trials if t.recheck_of is None and (counted(t) or pending(t)))
-    checks = len({t.recheck_of for t in trials if t.recheck_of is not None})
+    checks = len({t.recheck_of for t in trials
+                  if t.recheck_of is not None and t.stop_reason != StopReason.SURPLUS})
     cap = run.n_trials - (budget - checks) if checks < budget else None
     if budget and checks < budget and explored >= run.n_trials - budget:
         recheck = recheck_for(
@@ -203,10 +204,7 @@ def run_loop(run: Run, stop: threading.Event | None = None) -> None:
         fixed: dict[str, object] | None = None if step.lr is None else {PARAM: step.lr}
         trial = _record.start(run.study, worker=run.worker, recheck=step.recheck, params=fixed)
         cap = run.n_trials if step.cap is None else step.cap
-        if is_surplus(run.study, trial, cap) or (
-            step.lr is not None
-            and claimed_below(views(run.study.get_trials(deepcopy=False)), trial.number, step.lr)
-        ):
+        if is_surplus(run.study, trial, cap) or _taken(run, step, trial.number):
             _record.release(run.study, trial)
             continue
         seed = step.recheck.seed if step.recheck is not None else None
@@ -240,6 +238,21 @@ def read_trials(run: Run, *, retry: bool = True) -> list[TrialView]:
 
 
 # ----------------------------------------------------------------------------- one trial
+
+
+def _taken(run: Run, step: Start, number: int) -> bool:
+    """Whether a lower-numbered trial already runs what trial ``number`` was started for: the
+    same planned lr, or a re-check of the same candidate (workers that decided at once)."""
+    if step.lr is None and step.recheck is None:
+        return False
+    trials = views(run.study.get_trials(deepcopy=False))
+    if step.lr is not None:
+        return claimed_below(trials, number, step.lr)
+    of = step.recheck.of if step.recheck is not None else None
+    return any(
+        t.number < number and t.recheck_of == of and t.stop_reason != StopReason.SURPLUS
+        for t in trials
+    )
 
 
 def run_trial(

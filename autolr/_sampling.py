@@ -270,7 +270,7 @@ def recheck_for(
     holds its ``n_trials - budget`` explored trials (finished or running: workers do not make
     the re-checks shrink; :func:`autolr._loop.next_step`).
     """
-    done = {t.recheck_of for t in trials if t.recheck_of is not None}
+    done = {t.recheck_of for t in trials if t.recheck_of is not None and t.stop_reason != "surplus"}
     if len(done) >= budget:
         return None
     by_number = {t.number: t for t in trials}

@@ -33,6 +33,8 @@ MAX_VALUE_CHARS = 80
 def _code_hash(fn: Callable[..., object]) -> str | None:
     """A short hash of ``fn``'s syntax tree without decorators and docstring; None without source."""
     fn = inspect.unwrap(fn)
+    if getattr(fn, "__name__", "") == "<lambda>":  # its source line is not the lambda alone
+        return None
     try:
         source = textwrap.dedent(inspect.getsource(fn))
         tree = ast.parse(source)

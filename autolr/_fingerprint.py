@@ -124,7 +124,8 @@ class Fingerprint:
 
     def summary(self) -> str:
         """One short line for ``autolr studies``: ``train@3f2a9c1b0d4e epochs=2``."""
-        parts = [f"{self.function}@{(self.code or '?')[:8]}"]
+        name = self.function.rsplit(".", 1)[-1]
+        parts = [f"{name}@{(self.code or '?')[:8]}"]
         parts += [f"{k}={v}" for k, v in self.kwargs.items()]
         return " ".join(parts)
 

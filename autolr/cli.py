@@ -37,6 +37,7 @@ from autolr._result import Result, StudyNotFoundError, load
 from autolr._schema import (
     STUDY_FINGERPRINT,
     STUDY_RECOMMENDED_LR,
+    STUDY_SEARCH,
     STUDY_VERSION,
 )
 from autolr._version import __version__
@@ -151,7 +152,9 @@ def _inputs(row: _lifecycle.StudyRow) -> str:
     if STUDY_VERSION not in row.user_attrs:
         return "not autolr's"
     fp = Fingerprint.from_json(row.user_attrs.get(STUDY_FINGERPRINT))
-    return fp.summary() if fp is not None else "(before fingerprints)"
+    kind = row.user_attrs.get(STUDY_SEARCH)
+    kind = "tpe (0.1)" if kind is None else str(kind)  # autolr 0.1 studies ran TPE
+    return f"{kind}: {fp.summary() if fp is not None else '(before fingerprints)'}"
 
 
 def _cmd_studies(args: argparse.Namespace) -> int:

@@ -136,7 +136,7 @@ def _listing(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert train[6] == f"{autolr.load('train', storage=url).best_lr:.4g}"
     today = datetime.now().strftime("%Y-%m-%d")
     assert train[7].startswith(today) and train[8].startswith(today)
-    assert "train@" in rows["train"] and "epochs=2" in rows["train"]
+    assert "optuna: train@" in rows["train"] and "epochs=2" in rows["train"]
     assert "not autolr's (2 objectives)" in rows["multi"] and "multi" in rows["multi"].split()[1]
     assert "not autolr's" in rows["categorical"] and "not autolr's" in rows["odd"]
 

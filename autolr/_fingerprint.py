@@ -62,7 +62,18 @@ def _plain(value: object) -> bool:
 
 
 def describe_value(value: object) -> str:
-    """A stable summary of one forwarded keyword: JSON for plain values, else type (and shape)."""
+    """A stable summary of one forwarded keyword: JSON for plain values, else type (and shape).
+
+    Example:
+        >>> describe_value(2), describe_value({"a": [1, 2]}), describe_value(object())
+        ('2', '{"a": [1, 2]}', '<object>')
+    """
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():  # a NumPy or torch scalar
+        try:
+            value = item()
+        except (TypeError, ValueError, RuntimeError):
+            pass
     if _plain(value):
         text = json.dumps(value, sort_keys=True)
         if len(text) <= MAX_VALUE_CHARS:

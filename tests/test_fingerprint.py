@@ -4,6 +4,8 @@ fresh=True starts over keeping the old trials; allow_changed=True continues know
 from __future__ import annotations
 
 import sqlite3
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -137,3 +139,30 @@ def test_a_finished_study_says_nothing_was_trained(
     assert not calls and len(result.study.trials) == 2
     assert "already complete (2 trials): nothing was trained" in err
     assert "Using an existing study" not in err
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    import psycopg
+
+    name = f"autolr_fp_{uuid.uuid4().hex[:10]}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.services
+def test_refuse_fresh_and_allow_changed_on_postgres(pg_url: str) -> None:
+    train = _train_a(pg_url)
+    train.run(epochs=2)
+    with pytest.raises(ValueError, match=r"keyword epochs \(2 -> 3\)"):
+        train.run(n_trials=3, epochs=3)
+    assert len(train.run(n_trials=3, epochs=3, allow_changed=True).study.trials) == 3
+    result = _train_b(pg_url).run(fresh=True)
+    names = optuna.get_all_study_names(pg_url)
+    archived = [n for n in names if n.startswith("s.old-")]
+    assert len(archived) == 1 and len(result.study.trials) == 2
+    assert len(optuna.load_study(study_name=archived[0], storage=pg_url).trials) == 3

@@ -153,9 +153,11 @@ def next_step(run: Run, trials: Sequence[TrialView], slots: Slots) -> Step:
         if any(pending(t) for t in trials):  # no candidate finished yet: its slot stays a re-check
             return Wait()
         cap = None  # nothing left to re-check: the slots go to exploring
-    owed = owed_lrs(planned_lrs(run.config), trials)
-    if owed:  # workers deciding at the same moment start different points
-        return Start(lr=owed[worker_number() % len(owed)], cap=cap)
+    plan = planned_lrs(run.config)
+    owed = owed_lrs(plan, trials)
+    if owed:  # the default first (whichever worker); then workers deciding at once differ
+        pick = owed[0] if owed[0] == plan[0] else owed[worker_number() % len(owed)]
+        return Start(lr=pick, cap=cap)
     return Start(cap=cap)
 
 

@@ -407,3 +407,15 @@ def test_rechecks_do_not_shrink_with_workers_nor_crowd_out_a_small_study(db: str
     small = study(5, "five")  # the five planned points first: no room for re-checks
     assert not any("autolr.recheck_of" in t.user_attrs for t in small)
     assert len({t.params["lr"] for t in small if t.state.name == "COMPLETE"}) == 5
+
+
+def test_the_default_lr_comes_first_whatever_the_worker_index(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOLR_WORKER_INDEX", "3")  # a lone run under a scheduler's index
+
+    @autolr.tune(n_trials=1, storage=db, sampler="tpe", show_progress_bar=False)
+    def train(lr: float) -> float:
+        return lr
+
+    assert [t.params["lr"] for t in train.run().study.trials] == [1e-3]

@@ -162,7 +162,9 @@ def test_interrupted_then_resumed_sqlite(tmp_path: Path, sampler: str, workers: 
 
 
 @pytest.mark.services
-@pytest.mark.parametrize("workers", WORKERS)
+@pytest.mark.parametrize(  # 1 and 4 workers on PostgreSQL: the slow run (-m slow)
+    "workers", [pytest.param(1, marks=pytest.mark.slow), 2, pytest.param(4, marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("sampler", ["auto", "tpe"])
 def test_interrupted_then_resumed_postgres(
     tmp_path: Path, pg_url: str, sampler: str, workers: int

@@ -73,6 +73,8 @@ def trial_views(study: optuna.Study) -> list[TrialView] | None:
         f"SELECT x.trial_id, x.key, x.value_json FROM trial_user_attributes x {where}",
         f"SELECT x.trial_id, x.step, x.intermediate_value, x.intermediate_value_type "
         f"FROM trial_intermediate_values x {where}",
+        f"SELECT x.trial_id, x.value_json FROM trial_system_attributes x {where} "
+        f"AND x.key = 'fixed_params'",  # an enqueued trial's lr, before it is suggested
     ]
     try:
         # the driver's own cursor: plain tuples, no ORM and no Row objects (400,000 reports)
@@ -92,7 +94,7 @@ def trial_views(study: optuna.Study) -> list[TrialView] | None:
         if type(exc).__name__ not in ("OperationalError", "ProgrammingError", "DatabaseError"):
             raise
         return None
-    trials, params, values, attrs, steps = results
+    trials, params, values, attrs, steps, fixed_rows = results
 
     by_params: dict[int, dict[str, object]] = defaultdict(dict)
     dists: dict[str, Any] = {}
@@ -119,6 +121,11 @@ def trial_views(study: optuna.Study) -> list[TrialView] | None:
             float(value) if kind == "FINITE" or kind is finite
             else to_inter(value, _enum(models.TrialIntermediateValueModel, kind))
         )
+    fixed: dict[int, dict[str, object]] = {}
+    for tid, value_json in fixed_rows:
+        loaded = json.loads(value_json)
+        if isinstance(loaded, dict):
+            fixed[tid] = loaded
     out = []
     for tid, number, state, started, completed in trials:
         vals = by_values.get(tid)
@@ -132,6 +139,7 @@ def trial_views(study: optuna.Study) -> list[TrialView] | None:
             attrs=by_attrs.get(tid, {}),
             started=_when(started),
             completed=_when(completed),
+            fixed_params=fixed.get(tid) if PARAM not in by_params.get(tid, {}) else None,
         ))
     return out
 

@@ -70,6 +70,11 @@ STUDY_SEARCH = "autolr.search"
 #: That search's plan (JSON): the anchors, the first grid's ends, the limits, whether the range
 #: was given; written once, so a resume (or another worker) follows the same plan.
 STUDY_SEARCH_SPEC = "autolr.search_spec"
+#: What defines the study besides its range (JSON, :mod:`autolr._fingerprint`): the train
+#: function's code hash and parameter names, and the forwarded ``run(**kwargs)``.
+STUDY_FINGERPRINT = "autolr.fingerprint"
+#: Each change accepted with ``run(allow_changed=True)``: ``[{"at": ISO time, "changes": [...]}]``.
+STUDY_FINGERPRINT_CHANGES = "autolr.fingerprint_changes"
 #: Written at the end of every run, for optuna-dashboard (see :mod:`autolr._dashboard`).
 STUDY_RECOMMENDED_LR = "autolr.recommended_lr"
 STUDY_RECOMMENDATION = "autolr.recommendation"
@@ -161,7 +166,8 @@ def _str(x: object) -> str | None:
 class TrialView:
     """One stored trial as autolr reads it: its state, lr, curve and ``autolr.*`` attributes.
 
-    ``value`` is the final objective of a COMPLETE trial (None otherwise, even for a PRUNED trial
+    ``lr`` is also known for a trial created with its lr fixed that has not suggested it yet
+    (RUNNING or WAITING). ``value`` is the final objective of a COMPLETE trial (None otherwise, even for a PRUNED trial
     that Optuna gave its last reported value); attributes a trial does not carry are None.
     """
 
@@ -189,6 +195,7 @@ class TrialView:
     @classmethod
     def of(cls, trial: FrozenTrial) -> TrialView:
         """Read a FrozenTrial (the one place that reads autolr's trial attributes)."""
+        fixed = trial.system_attrs.get("fixed_params") if PARAM not in trial.params else None
         return cls.from_parts(
             number=trial.number,
             trial_id=trial._trial_id,
@@ -199,6 +206,7 @@ class TrialView:
             attrs=trial.user_attrs,
             started=trial.datetime_start,
             completed=trial.datetime_complete,
+            fixed_params=fixed if isinstance(fixed, dict) else None,
         )
 
     @classmethod
@@ -214,9 +222,16 @@ class TrialView:
         attrs: Mapping[str, object],
         started: datetime | None,
         completed: datetime | None,
+        fixed_params: Mapping[str, object] | None = None,
     ) -> TrialView:
-        """A trial from its stored parts (a FrozenTrial's, or rows read straight from SQL)."""
+        """A trial from its stored parts (a FrozenTrial's, or rows read straight from SQL).
+
+        ``fixed_params``: Optuna's ``fixed_params`` system attribute, where a trial created with
+        its lr fixed (a planned point, a retry) holds it until the lr is suggested.
+        """
         lr = params.get(PARAM)
+        if lr is None and fixed_params is not None:
+            lr = fixed_params.get(PARAM)
         splits = attrs.get(ATTR_SKLEARN_SPLITS)
         one = values[0] if state == "COMPLETE" and values and len(values) == 1 else None
         return cls(

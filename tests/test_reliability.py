@@ -579,9 +579,11 @@ def test_the_sql_reader_reads_what_optuna_reads(db: str, server: str) -> None:
 
     study = train.run().study
     study = optuna.load_study(study_name=name, storage=db)
+    study.enqueue_trial({"lr": 0.0123})  # WAITING, its lr in Optuna's fixed_params
     fast = _fastread.trial_views(study)
     slow = views(study.get_trials())
-    assert fast is not None and len(fast) == len(slow) == 8
+    assert fast is not None and len(fast) == len(slow) == 9
+    assert fast[-1].lr == slow[-1].lr == 0.0123
 
     def same(a: object, b: object) -> bool:
         if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):

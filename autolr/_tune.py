@@ -269,8 +269,8 @@ def tune(
     autolr's search (the default, ``sampler="auto"``) measures ``1e-3`` and the function's own
     default lr (``def train(lr=1.0)``) first, brackets the best region on a grid half a decade
     apart, grows the range a decade at a time while the best sits on its edge (from ``1e-7`` to
-    ``1e2``), resumes the most promising runs to half a run and the best two to the end: about
-    ten trials and four runs of compute (``docs/stability.md``). A function that reports nothing
+    ``1e2``), resumes the five most promising runs to a quarter of a run and the best two to
+    the end: about ten trials and four runs of compute (``docs/stability.md``). A function that reports nothing
     gets full runs on a coarser grid.
 
     Args:

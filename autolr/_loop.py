@@ -29,7 +29,7 @@ from typing import TypeAlias
 
 import optuna
 
-from autolr import _record, _storage
+from autolr import _liveness, _record, _storage
 from autolr._config import TuneConfig
 from autolr._context import TrialContext, TrialPruned, active, as_number
 from autolr._liveness import Heartbeat
@@ -160,7 +160,12 @@ def run_loop(run: Run, stop: threading.Event | None = None) -> None:
             time.sleep(POLL_S)
             continue
         trial = _record.start(run.study, worker=run.worker, recheck=step.recheck)
-        if is_surplus(run.study, trial, run.n_trials):
+        try:
+            surplus = is_surplus(run.study, trial, run.n_trials)
+        except KeyboardInterrupt:
+            _record.interrupted(run.study, trial)  # Ctrl-C before the trial ran
+            raise
+        if surplus:
             _record.release(run.study, trial)
             continue
         seed = step.recheck.seed if step.recheck is not None else None
@@ -174,6 +179,8 @@ def run_loop(run: Run, stop: threading.Event | None = None) -> None:
                 file=sys.stderr,
             )
         except KeyboardInterrupt:
+            if _liveness.in_worker_job():
+                raise  # the parent says it, once for all its workers
             done = Slots.of(views(run.study.get_trials(deepcopy=False))).finished
             print(
                 f"\nautolr: interrupted; study {run.study.study_name!r} keeps {done} of "

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import pickle
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from typing import Generic, Literal, ParamSpec, TypeVar, overload
 
 import optuna
@@ -90,6 +94,7 @@ class Tuned(Generic[P, R]):
         show_progress_bar: bool | None = None,
         n_jobs: int = 1,
         workers: int | None = None,
+        executor: Executor | None = None,
         **train_kwargs: object,
     ) -> Result:
         """Run (or resume) the study until it holds ``n_trials`` finished trials.
@@ -104,6 +109,10 @@ class Tuned(Generic[P, R]):
                 importable: defined at module level in a .py file); they share the storage, which
                 must be a URL (the default SQLite file is fine on one machine). See
                 docs/scaleout.md for machines of a cluster (``autolr worker``).
+            executor: run the workers as jobs of this ``concurrent.futures.Executor`` instead:
+                a Dask client's ``client.get_executor()``, :func:`autolr.ray_executor`, a
+                ``ProcessPoolExecutor``... ``workers`` jobs are submitted (default: the
+                executor's ``max_workers``); the storage must reach every machine of it.
             **train_kwargs: passed to every call of the train function (pickled for ``workers``).
 
         Returns:
@@ -114,13 +123,21 @@ class Tuned(Generic[P, R]):
         self.target.check_kwargs(train_kwargs)
         _target.check_not_importing()
         procs, n_jobs = _scaleout.check_workers(workers, n_jobs)
-        if procs:
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError(
+                f"executor: expected a concurrent.futures.Executor (e.g. a Dask client's "
+                f"get_executor()), got {type(executor).__name__}"
+            )
+        if procs or executor is not None:
+            if executor is not None:
+                procs = _scaleout.executor_size(executor, procs)
             url = _scaleout.process_storage(config.storage)
             spec = _target.locate(self.fn, self)
+            _target.check_importable(spec)
             config = dataclasses.replace(config, storage=url)
-            study = _scaleout.run_processes(
-                config, self.study_name, spec, workers=procs, kwargs=train_kwargs,
-                default_lr=self.target.default_lr,
+            study = _scaleout.run_many(
+                config, self.study_name, spec, job=worker_job, executor=executor, workers=procs,
+                kwargs=train_kwargs, default_lr=self.target.default_lr,
             )
             return Result(study)
         try:
@@ -165,6 +182,38 @@ class Tuned(Generic[P, R]):
         result = Result(study)
         record_recommendation(study, result)  # shown in optuna-dashboard
         return result
+
+
+def load_tuned(spec: str) -> Tuned[..., object]:
+    """Import ``path/to/train.py:train`` or ``package.module:train`` and return it as a Tuned.
+
+    A plain function (not decorated) is wrapped with :func:`autolr.tune`'s defaults.
+    """
+    obj = _target.import_spec(spec)
+    if isinstance(obj, Tuned):
+        return obj
+    if callable(obj):
+        return tune(obj)
+    raise TypeError(f"worker: {spec!r} is a {type(obj).__name__}, expected a function")
+
+
+def worker_job(header: Mapping[str, object], kwargs_blob: bytes) -> None:
+    """One worker of ``run(workers=k)`` or ``run(executor=...)``, wherever the executor runs it:
+    import the train function named in ``header``, and run it on the shared study."""
+    for p in reversed(list(header["sys_path"])):  # type: ignore[call-overload]
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    os.environ["AUTOLR_WORKER_INDEX"] = str(header["index"])
+    os.environ[_scaleout.CHILD_ENV] = "1"  # no run(workers=) inside a worker
+    tuned = load_tuned(str(header["spec"]))
+    kwargs = pickle.loads(kwargs_blob)  # only now: may hold classes defined in the script
+    config = dataclasses.replace(
+        tuned.config, storage=str(header["storage"]), study_name=str(header["study_name"])
+    )
+    Tuned(tuned.fn, config).run(
+        n_trials=header["n_trials"], timeout=header["timeout"],  # type: ignore[arg-type]
+        show_progress_bar=False, **kwargs,
+    )
 
 
 @overload

@@ -306,7 +306,7 @@ def run_many(
     pool = Processes() if executor is None else executor
     header: dict[str, object] = {
         "spec": spec, "storage": url, "study_name": name, "n_trials": config.n_trials,
-        "timeout": config.timeout, "sys_path": list(sys.path),
+        "timeout": config.timeout, "sys_path": list(sys.path), "parent": os.getpid(),
     }
     futures = [pool.submit(job, dict(header, index=i), blob) for i in range(workers)]
     try:

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Generic, Literal, ParamSpec, TypeVar, overload
 
 import optuna
@@ -128,6 +128,10 @@ class Tuned(Generic[P, R]):
                 f"executor: expected a concurrent.futures.Executor (e.g. a Dask client's "
                 f"get_executor()), got {type(executor).__name__}"
             )
+        if isinstance(executor, ThreadPoolExecutor):
+            raise ValueError(
+                "executor: a ThreadPoolExecutor runs jobs in this process; use n_jobs= for threads"
+            )
         if procs or executor is not None:
             if executor is not None:
                 procs = _scaleout.executor_size(executor, procs)
@@ -200,6 +204,11 @@ def load_tuned(spec: str) -> Tuned[..., object]:
 def worker_job(header: Mapping[str, object], kwargs_blob: bytes) -> None:
     """One worker of ``run(workers=k)`` or ``run(executor=...)``, wherever the executor runs it:
     import the train function named in ``header``, and run it on the shared study."""
+    if header.get("parent") == os.getpid():
+        raise RuntimeError(
+            "executor: it ran a worker job in the process that called run(); workers need "
+            "processes of their own (use n_jobs= for threads)"
+        )
     for p in reversed(list(header["sys_path"])):  # type: ignore[call-overload]
         if p not in sys.path:
             sys.path.insert(0, p)

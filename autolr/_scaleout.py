@@ -38,6 +38,8 @@ from autolr._study import open_study
 CHILD_ENV = _liveness.CHILD_ENV
 #: The parent's pid, in the environment of a worker process (it exits if its parent is gone).
 PARENT_ENV = "AUTOLR_WORKER_PARENT"
+#: Which storage driver a worker process imports while it waits for its job.
+PRELOAD_ENV = "AUTOLR_WORKER_PRELOAD"
 #: The entry point of a worker process started by :class:`Processes`.
 CHILD_CODE = "import sys; from autolr._scaleout import process_child; sys.exit(process_child())"
 
@@ -140,23 +142,28 @@ class Processes(Executor):
     end of its stdin, which the parent holds open until the child exits.
     """
 
-    def __init__(self, *, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, *, env: Mapping[str, str] | None = None, prestart: int = 0, preload: str = ""
+    ) -> None:
+        """``prestart`` processes start now and wait for their jobs (they import autolr, and the
+        storage driver named by ``preload``, ``"rdb"`` for SQLAlchemy, meanwhile)."""
         self._env = dict(os.environ if env is None else env)
+        self._env.update({CHILD_ENV: "1", PARENT_ENV: str(os.getpid()), PRELOAD_ENV: preload})
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._idle = [self._start() for _ in range(prestart)]
         self._waiters: list[threading.Thread] = []
-        self._index = 0
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-c", CHILD_CODE], env=self._env, stdin=subprocess.PIPE,
+            process_group=0,
+        )
 
     def submit(  # type: ignore[override]
         self, fn: Callable[..., object], /, *args: object, **kwargs: object
     ) -> Future[object]:
         payload = pickle.dumps((fn, args, kwargs))
-        env = dict(self._env)
-        env.update({CHILD_ENV: "1", PARENT_ENV: str(os.getpid()),
-                    "AUTOLR_WORKER_INDEX": str(self._index)})
-        self._index += 1
-        proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD_CODE], env=env, stdin=subprocess.PIPE, process_group=0
-        )
+        proc = self._idle.pop(0) if self._idle else self._start()
         assert proc.stdin is not None
         proc.stdin.write(len(payload).to_bytes(8, "little") + payload)
         proc.stdin.flush()
@@ -189,6 +196,13 @@ class Processes(Executor):
                 p.wait(timeout=30)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for proc in self._idle:  # started, never given a job: the end of stdin ends them
+            assert proc.stdin is not None
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        for proc in self._idle:
+            proc.wait()
+        self._idle.clear()
         if wait:
             for w in self._waiters:
                 w.join()
@@ -197,6 +211,8 @@ class Processes(Executor):
 def process_child() -> int:
     """The entry point of a process started by :class:`Processes`: read the job, run it."""
     _die_with_parent()
+    if os.environ.get(PRELOAD_ENV) == "rdb":  # while the parent opens the study
+        import optuna.storages._rdb.storage  # noqa: F401 - SQLAlchemy, Alembic, the models
     size = int.from_bytes(_read_exactly(8), "little")
     fn, args, kwargs = pickle.loads(_read_exactly(size))
     threading.Thread(target=_watch_parent, name="autolr-parent-watch", daemon=True).start()
@@ -214,7 +230,7 @@ def process_child() -> int:
 def _read_exactly(n: int) -> bytes:
     data = b""
     while len(data) < n:
-        chunk = sys.stdin.buffer.read(n - len(data))
+        chunk = os.read(0, n - len(data))  # the raw fd: no buffered reader's lock at shutdown
         if not chunk:
             raise SystemExit(1)  # the parent is gone before handing over the job
         data += chunk
@@ -233,8 +249,8 @@ def _die_with_parent() -> None:
 
 def _watch_parent() -> None:
     """Everywhere: the parent holds our stdin open; its end means the parent is gone."""
-    with contextlib.suppress(OSError, ValueError):
-        while sys.stdin.buffer.read(65536):
+    with contextlib.suppress(OSError):
+        while os.read(0, 65536):  # the raw fd: a daemon thread blocked here does not stop exit
             pass
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(30.0)  # its trials unwind and are recorded as interrupted; then go regardless
@@ -292,6 +308,34 @@ def run_many(
     the usual loop with its own index until the study holds its total.
     """
     url = str(config.storage)
+    own = executor is None
+    # Our own processes start now: they import Python's and autolr's modules while this one
+    # opens the study, then wait for their jobs (a failure here ends them: shutdown()).
+    pool = (
+        Processes(prestart=workers, preload="rdb" if _storage.check_url(url) in ("sqlite", "rdb") else "")
+        if executor is None else executor
+    )
+    try:
+        return _run_jobs(pool, config, name, spec, job=job, workers=workers, kwargs=kwargs,
+                         default_lr=default_lr, own=own)
+    finally:
+        if own:
+            pool.shutdown(wait=False)
+
+
+def _run_jobs(
+    pool: Executor,
+    config: TuneConfig,
+    name: str,
+    spec: str,
+    *,
+    job: Callable[[dict[str, object], bytes], object],
+    workers: int,
+    kwargs: Mapping[str, object],
+    default_lr: float | None,
+    own: bool,
+) -> optuna.Study:
+    url = str(config.storage)
     opened = open_study(config, name, default_lr=default_lr)
     study, config = opened.study, opened.config
     total = config.total if opened.spec is None else expected_trials(opened.spec)
@@ -302,8 +346,6 @@ def run_many(
             f"workers: the keyword arguments passed to run() must be picklable to reach worker "
             f"processes ({type(exc).__name__}: {exc})"
         ) from None
-    own = executor is None
-    pool = Processes() if executor is None else executor
     header: dict[str, object] = {
         "spec": spec, "storage": url, "study_name": name, "n_trials": config.n_trials,
         "timeout": config.timeout, "sys_path": list(sys.path), "parent": os.getpid(),
@@ -329,9 +371,6 @@ def run_many(
             file=sys.stderr,
         )
         raise
-    finally:
-        if own:
-            pool.shutdown(wait=False)
     failed = [(i, e) for i, e in enumerate(f.exception() for f in futures) if e is not None]
     finished = _finished(study)
     if opened.spec is None:

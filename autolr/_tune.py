@@ -143,7 +143,9 @@ class Tuned(Generic[P, R]):
                 config, self.study_name, spec, job=worker_job, executor=executor, workers=procs,
                 kwargs=train_kwargs, default_lr=self.target.default_lr,
             )
-            return Result(study)
+            result = Result(study)
+            record_recommendation(study, result)
+            return result
         try:
             return self._run_here(config, n_jobs, train_kwargs)
         except Exception as exc:
@@ -184,7 +186,8 @@ class Tuned(Generic[P, R]):
         finally:
             bar.close()
         result = Result(study)
-        record_recommendation(study, result)  # shown in optuna-dashboard
+        if not _liveness.in_worker_job():  # the parent of the jobs records it once, at the end
+            record_recommendation(study, result)  # shown in optuna-dashboard
         return result
 
 

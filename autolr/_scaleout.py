@@ -212,7 +212,8 @@ def process_child() -> int:
     """The entry point of a process started by :class:`Processes`: read the job, run it."""
     _die_with_parent()
     if os.environ.get(PRELOAD_ENV) == "rdb":  # while the parent opens the study
-        import optuna.storages._rdb.storage  # noqa: F401 - SQLAlchemy, Alembic, the models
+        import sqlalchemy.orm  # noqa: F401 - Optuna imports SQLAlchemy lazily: do it now
+        from optuna.storages._rdb import models  # noqa: F401 - the table models
     size = int.from_bytes(_read_exactly(8), "little")
     fn, args, kwargs = pickle.loads(_read_exactly(size))
     threading.Thread(target=_watch_parent, name="autolr-parent-watch", daemon=True).start()
@@ -311,10 +312,9 @@ def run_many(
     own = executor is None
     # Our own processes start now: they import Python's and autolr's modules while this one
     # opens the study, then wait for their jobs (a failure here ends them: shutdown()).
-    pool = (
-        Processes(prestart=workers, preload="rdb" if _storage.check_url(url) in ("sqlite", "rdb") else "")
-        if executor is None else executor
-    )
+    rdb = _storage.check_url(url) in ("sqlite", "rdb")
+    pool = Processes(prestart=workers, preload="rdb" if rdb else "") if own else executor
+    assert pool is not None
     try:
         return _run_jobs(pool, config, name, spec, job=job, workers=workers, kwargs=kwargs,
                          default_lr=default_lr, own=own)

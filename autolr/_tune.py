@@ -217,6 +217,8 @@ def worker_job(header: Mapping[str, object], kwargs_blob: bytes) -> None:
             sys.path.insert(0, p)
     os.environ["AUTOLR_WORKER_INDEX"] = str(header["index"])
     os.environ[_scaleout.CHILD_ENV] = "1"  # no run(workers=) inside a worker
+    # The parent created the tables and checked the schema version of this very storage.
+    os.environ[_storage.SCHEMA_CHECKED_ENV] = _storage.schema_token(str(header["storage"]))
     tuned = load_tuned(str(header["spec"]))
     kwargs = pickle.loads(kwargs_blob)  # only now: may hold classes defined in the script
     config = dataclasses.replace(

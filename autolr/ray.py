@@ -48,7 +48,9 @@ class RayExecutor(Executor):
     ) -> Future[object]:
         ray = _ray()
         if not ray.is_initialized():
-            raise RuntimeError("RayExecutor: call ray.init(...) first (or ray.init(address='auto'))")
+            raise RuntimeError(
+                "RayExecutor: call ray.init(...) first (or ray.init(address='auto'))"
+            )
         task = ray.remote(**self._options)(fn)
         ref = task.remote(*args, **kwargs)
         self._refs.append(ref)

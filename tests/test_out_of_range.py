@@ -18,7 +18,9 @@ def _states(storage: str, name: str) -> list[TrialState]:
 
 
 @pytest.mark.parametrize("sampler", ["auto", "random"])
-def test_a_return_past_float_range_is_inf_and_the_study_goes_on(tmp_path: Path, sampler: str) -> None:
+def test_a_return_past_float_range_is_inf_and_the_study_goes_on(
+    tmp_path: Path, sampler: str
+) -> None:
     storage = f"sqlite:///{tmp_path / 's.db'}"
 
     @autolr.tune(n_trials=4, storage=storage, sampler=sampler, show_progress_bar=False)
@@ -46,7 +48,8 @@ def test_a_step_no_storage_holds_is_refused_naming_step(tmp_path: Path, step: in
             autolr.report(1.0, step=step)
         return lr
 
-    with pytest.raises(ValueError, match=r"autolr.report\(step\): expected an int from 0 to 2147483647"):
+    expected = r"autolr.report\(step\): expected an int from 0 to 2147483647"
+    with pytest.raises(ValueError, match=expected):
         train.run()
     assert TrialState.RUNNING not in _states(storage, "train")
     assert train.run().best_lr is not None  # the next run works

@@ -170,8 +170,9 @@ def test_a_worker_woken_after_its_trial_was_failed_drops_its_result_and_goes_on(
         second = subprocess.run(cmd + ["--worker-index", "1"], env=env, capture_output=True,
                                 text=True, timeout=90)
         assert second.returncode == 0, second.stderr[-3000:]
-        crashed = [t for t in _trials(tmp_path)
-                   if t.user_attrs.get("autolr.stop_reason") == "crashed"]  # type: ignore[attr-defined]
+        trials = _trials(tmp_path)
+        reasons = [t.user_attrs.get("autolr.stop_reason") for t in trials]  # type: ignore[attr-defined]
+        crashed = [r for r in reasons if r == "crashed"]
         assert crashed
     finally:
         os.kill(first.pid, signal.SIGCONT)

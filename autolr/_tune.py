@@ -110,7 +110,7 @@ class Tuned(Generic[P, R]):
                 must be a URL (the default SQLite file is fine on one machine). See
                 docs/scaleout.md for machines of a cluster (``autolr worker``).
             executor: run the workers as jobs of this ``concurrent.futures.Executor`` instead:
-                a Dask client's ``client.get_executor()``, :func:`autolr.ray_executor`, a
+                a Dask client's ``client.get_executor()``, ``autolr.ray.RayExecutor()``, a
                 ``ProcessPoolExecutor``... ``workers`` jobs are submitted (default: the
                 executor's ``max_workers``); the storage must reach every machine of it.
             **train_kwargs: passed to every call of the train function (pickled for ``workers``).

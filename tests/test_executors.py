@@ -115,3 +115,31 @@ def test_executor_must_be_an_executor_and_needs_a_count_when_it_has_none() -> No
         train.run(executor=Bare())
     with ThreadPoolExecutor(2) as threads, pytest.raises(ValueError, match="use n_jobs="):
         train.run(executor=threads)
+
+
+def test_a_process_pool_executor_holds_the_total(tmp_path: Path) -> None:
+    script = tmp_path / "pool_script.py"
+    script.write_text(textwrap.dedent(
+        f"""
+        import math
+        from concurrent.futures import ProcessPoolExecutor
+        import autolr
+
+        @autolr.tune(n_trials=6, sampler="random", seed=0, storage="sqlite:///{tmp_path}/s.db",
+                     show_progress_bar=False)
+        def train(lr: float) -> float:
+            return (math.log10(lr) + 2.5) ** 2
+
+        if __name__ == "__main__":
+            with ProcessPoolExecutor(2) as pool:
+                result = train.run(executor=pool)
+            print(len(result.study.trials))
+        """
+    ))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = autolr.load("train", storage=f"sqlite:///{tmp_path}/s.db").study.get_trials()
+    assert sum(_schema.counted(t) for t in _schema.views(trials)) == 6
+    assert TrialState.RUNNING not in [t.state for t in trials]

@@ -135,11 +135,29 @@ def table(judge: Judge, names: list[str]) -> str:
     return "\n".join(out)
 
 
+def tasks_table(judge: Judge, names: list[str]) -> str:
+    """Markdown: every task with its half, family, summary, default lr and oracle best lr."""
+    out = ["| task | half | family | what | epochs | metric | default lr | oracle best lr |",
+           "| --- | --- | --- | --- | ---: | --- | ---: | ---: |"]
+    for n in names:
+        t = TASKS[n]
+        best = f"{judge.tasks[n].best_lr:.3g}" if n in judge.tasks else "-"
+        what = t.summary.replace("|", "/")
+        out.append(f"| {n} | {half_of(n)} | {t.family} | {what} | {t.epochs} "
+                   f"| {'accuracy (max)' if t.direction == 'maximize' else 'loss'} "
+                   f"| {t.default_lr:g} | {best} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.judge", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--half", choices=("tuning", "heldout", "both"), default="both")
+    parser.add_argument("--tasks", action="store_true", help="print the task table instead")
     args = parser.parse_args(argv)
+    if args.tasks:
+        print(tasks_table(Judge(), list(tasks_of(args.half))))
+        return 0
     print("Accuracy tasks are judged on the error rate 1 - accuracy; values are oriented "
           "(lower is better). `no (r)`: a miss with regret r.\n")
     print(table(Judge(), list(tasks_of(args.half))))

@@ -128,7 +128,7 @@ def summary(rows: Sequence[Row], tuners: Sequence[str]) -> str:
         out.append(
             f"| {tu} | {hits}/{len(rs)}{note} | {hits / len(rs):.0%} "
             f"| {statistics.fmean(costs):.2f} | {max(costs):.2f} "
-            f"| {_f(statistics.median(regrets), '.3f')} | {_f(max(regrets))} "
+            f"| {_f(statistics.median(regrets), '.3f')} | {_f(max(regrets), '.3f')} "
             f"| {sum(r.seconds for r in rs):.0f} |"
         )
     return "\n".join(out)

@@ -13,8 +13,8 @@ points) with seeds 0, 1, 2, 3 and writes two committed files:
 
 Compute is saved past the cliff: once the lr is above the best so far and every seed at two
 consecutive grid lrs ended non-finite (or a loss above 10x the trivial one), the higher lrs are
-recorded as diverged without training (``"diverged_from"``: a run there reports ``null`` at its
-first report and stops). ``--task`` recomputes only those tasks and keeps the others.
+recorded as diverged without training (``"diverged_from"``; their curves are stored as
+``[null]`` and replayed as NaN at every epoch). ``--task`` recomputes only those tasks and keeps the others.
 """
 
 from __future__ import annotations

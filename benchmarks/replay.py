@@ -4,7 +4,8 @@ A :class:`ReplayTask` looks like a task (``name``, ``epochs``, ``default_lr``, `
 but its ``train(lr, *, seed, report=None)`` snaps ``lr`` to the nearest point of the oracle grid
 (8 per decade, 1e-6 .. 1e2; outside it, the nearest end) and reports the recorded curve of seed
 index ``seed % 4`` there, one value per epoch (``nan`` for a non-finite one; a run past the
-recorded cliff reports ``nan`` once). It counts every report made: a tuner's **cost** is
+recorded cliff, which the oracle did not train, reports ``nan`` at every epoch: a tuner that does
+not stop on NaN pays the whole run, as it would for real). It counts every report made: a tuner's **cost** is
 ``reports / epochs``, in full runs, whether its runs were pruned, paused or finished.
 
 Caveat, said wherever the numbers are shown: the replayed seeds 0-3 include the oracle's judging
@@ -80,7 +81,10 @@ class ReplayTask:
     def curve(self, lr: float, seed: int) -> list[float]:
         """The recorded reports at the snapped ``lr`` for seed index ``seed % 4``."""
         runs = self.runs[self.index(lr)]
-        return [math.nan if v is None else float(v) for v in runs[seed % len(runs)]]
+        run = runs[seed % len(runs)]
+        if len(run) < self.epochs and all(v is None for v in run):
+            return [math.nan] * self.epochs  # past the recorded cliff: NaN for the whole run
+        return [math.nan if v is None else float(v) for v in run]
 
     def train(self, lr: float, *, seed: int, report: ReportFn | None = None) -> float:
         """Replay a run: ``report(value, epoch)`` per recorded epoch; the last value."""

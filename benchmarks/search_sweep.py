@@ -60,6 +60,8 @@ POLICIES: dict[str, dict[str, Any]] = {
     "HALF_WIDTH=1.5": {"HALF_WIDTH": 1.5},
     "HALF_WIDTH=3": {"HALF_WIDTH": 3.0},
     "no default-lr anchor": {"_anchor": False},
+    "FIRST_BUDGET=3, KEEP=4": {"FIRST_BUDGET": 3, "KEEP": 4},
+    "FIRST_BUDGET=4, KEEP=4": {"FIRST_BUDGET": 4, "KEEP": 4},
     "full runs": {"_full": True},
 }
 """Policy name -> constant overrides (``_anchor``/``_full`` change the spec instead)."""

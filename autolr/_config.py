@@ -171,6 +171,12 @@ def _flag(name: str, value: object) -> bool | None:
     return value
 
 
+def _bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return value
+
+
 #: Each option of ``@autolr.tune`` and its rule, in the order they are checked.
 CONSTRAINTS: Mapping[str, Rule] = {
     "n_trials": IntAtLeast(1, optional=True),
@@ -187,6 +193,9 @@ CONSTRAINTS: Mapping[str, Rule] = {
     "stability": _stability,
     "recheck": IntAtLeast(0, optional=True),
     "show_progress_bar": _flag,
+    # run() options only (not the decorator's): what to do with a stored study
+    "fresh": _bool,
+    "allow_changed": _bool,
 }
 
 
@@ -217,6 +226,10 @@ class TuneConfig:
     stability: Stability = Stability()
     recheck: int | None = None
     show_progress_bar: bool | None = None
+    #: ``run(fresh=True)``: a stored study of this name is renamed ``NAME.old-<time>`` first.
+    fresh: bool = False
+    #: ``run(allow_changed=True)``: resume although the train function or its kwargs changed.
+    allow_changed: bool = False
 
     @classmethod
     def build(cls, **options: object) -> TuneConfig:

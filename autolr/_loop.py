@@ -33,7 +33,15 @@ from autolr import _record, _storage
 from autolr._config import TuneConfig
 from autolr._context import TrialContext, TrialPruned, active, as_number
 from autolr._liveness import Heartbeat
-from autolr._sampling import Recheck, recheck_for
+from autolr._sampling import (
+    Recheck,
+    live_claims,
+    owed_lrs,
+    planned_lrs,
+    recheck_budget,
+    recheck_for,
+    worker_index,
+)
 from autolr._schema import PARAM, StopReason, TrialView, counted, pending, views
 from autolr._stopping import judge_for
 from autolr._target import Target
@@ -99,9 +107,14 @@ def is_surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
 
 @dataclass(frozen=True)
 class Start:
-    """Start a trial: sampled (or popped from the queue), or re-checking a candidate."""
+    """Start a trial: sampled (or popped from the queue), re-checking a candidate, or at the
+    planned ``lr`` the study still owes (claimed by value: :func:`claimed_below`)."""
 
     recheck: Recheck | None = None
+    lr: float | None = None
+    #: A new explored trial is given back when this many trials hold slots below it (the
+    #: study's total, less the re-checks still owed: so k workers do not eat their slots).
+    cap: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,16 +136,47 @@ def next_step(run: Run, trials: Sequence[TrialView], slots: Slots) -> Step:
         return Stop()
     if len(slots.holders) >= run.n_trials and not slots.queued:
         return Wait()
-    budget = run.config.recheck or 0
-    recheck = recheck_for(
-        trials,
-        finished=slots.finished,
-        n_trials=run.n_trials,
-        budget=budget,
-        direction=run.config.direction,
-        base_seed=run.target.base_seed(run.kwargs) if budget else 0,
-    )
-    return Start(recheck)
+    if slots.queued:  # a queued retry holds its slot already: it goes first
+        return Start()
+    budget = recheck_budget(run.config)
+    explored = sum(1 for t in trials if t.recheck_of is None and (counted(t) or pending(t)))
+    checks = len({t.recheck_of for t in trials
+                  if t.recheck_of is not None and t.stop_reason != StopReason.SURPLUS})
+    cap = run.n_trials - (budget - checks) if checks < budget else None
+    if budget and checks < budget and explored >= run.n_trials - budget:
+        recheck = recheck_for(
+            trials, budget=budget, direction=run.config.direction,
+            base_seed=run.target.base_seed(run.kwargs),
+        )
+        if recheck is not None:
+            return Start(recheck)
+        if any(pending(t) for t in trials):  # no candidate finished yet: its slot stays a re-check
+            return Wait()
+        cap = None  # nothing left to re-check: the slots go to exploring
+    plan = planned_lrs(run.config)
+    owed = owed_lrs(plan, trials)
+    if owed:  # the default first (whichever worker); then workers deciding at once differ
+        pick = owed[0] if owed[0] == plan[0] else owed[worker_number() % len(owed)]
+        return Start(lr=pick, cap=cap)
+    return Start(cap=cap)
+
+
+def worker_number() -> int:
+    """Which of several workers this loop is: its process's index (``workers=``, a scheduler)
+    and its thread's (``n_jobs``); 0 for a lone run, which so takes the plan in order."""
+    name = threading.current_thread().name  # autolr-job-<i> (autolr._scaleout.run_threads)
+    thread = int(name.rsplit("-", 1)[1]) if name.startswith("autolr-job-") else 0
+    return 7 * (worker_index() or 0) + thread
+
+
+def claimed_below(trials: Sequence[TrialView], number: int, lr: float) -> bool:
+    """Whether a trial numbered below ``number`` already stands for the planned ``lr``.
+
+    Trial numbers are handed out by the storage, one each, so of k workers that start the same
+    planned lr at once exactly one (the lowest number) finds none below it and runs it; the
+    others give theirs back. A crash's retry or a re-check never stands for a planned point.
+    """
+    return any(t.number < number for t in live_claims(trials, lr))
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -159,8 +203,10 @@ def run_loop(run: Run, stop: threading.Event | None = None) -> None:
         if isinstance(step, Wait):
             time.sleep(POLL_S)
             continue
-        trial = _record.start(run.study, worker=run.worker, recheck=step.recheck)
-        if is_surplus(run.study, trial, run.n_trials):
+        fixed: dict[str, object] | None = None if step.lr is None else {PARAM: step.lr}
+        trial = _record.start(run.study, worker=run.worker, recheck=step.recheck, params=fixed)
+        cap = run.n_trials if step.cap is None else step.cap
+        if is_surplus(run.study, trial, cap) or _taken(run, step, trial.number):
             _record.release(run.study, trial)
             continue
         seed = step.recheck.seed if step.recheck is not None else None
@@ -194,6 +240,21 @@ def read_trials(run: Run, *, retry: bool = True) -> list[TrialView]:
 
 
 # ----------------------------------------------------------------------------- one trial
+
+
+def _taken(run: Run, step: Start, number: int) -> bool:
+    """Whether a lower-numbered trial already runs what trial ``number`` was started for: the
+    same planned lr, or a re-check of the same candidate (workers that decided at once)."""
+    if step.lr is None and step.recheck is None:
+        return False
+    trials = views(run.study.get_trials(deepcopy=False))
+    if step.lr is not None:
+        return claimed_below(trials, number, step.lr)
+    of = step.recheck.of if step.recheck is not None else None
+    return any(
+        t.number < number and t.recheck_of == of and t.stop_reason != StopReason.SURPLUS
+        for t in trials
+    )
 
 
 def run_trial(

@@ -33,6 +33,7 @@ from autolr._schema import (
     ATTR_STOP_REASON,
     ATTR_STOP_STEP,
     ATTR_WORKER,
+    PARAM,
     StopReason,
     TrialView,
 )
@@ -191,7 +192,8 @@ def release(study: optuna.Study, trial: optuna.Trial) -> None:
 def queue_retry(study: optuna.Study, t: TrialView) -> None:
     """Queue ``t``'s params to run again, unless ``t`` was itself a retry (once only)."""
     if t.lr is not None and t.retry_of is None:
-        study.enqueue_trial(dict(t.params), user_attrs={ATTR_RETRY_OF: t.number})
+        params = dict(t.params) or {PARAM: t.lr}  # killed before its fixed lr was suggested
+        study.enqueue_trial(params, user_attrs={ATTR_RETRY_OF: t.number})
 
 
 def fail_and_retry(

@@ -4,7 +4,8 @@
   ``grid`` or the user's own, wrapped in :class:`PlannedSampler` so the study first measures the
   default lr 1e-3 and then the :func:`initial_design`;
 * :func:`worker_seed`: each worker of a seeded study samples with its own seed;
-* :func:`recheck_for`: the last trials of the budget re-run the best candidates with another seed.
+* :func:`recheck_for`: the last trials of the budget re-run the best candidates with another seed
+  (:func:`recheck_budget` of them).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import optuna
 from autolr._config import AUTO, SamplerSpec, TuneConfig
 from autolr._grid import grid_points
 from autolr._recommend import recommend, summaries
-from autolr._schema import PARAM, TrialView
+from autolr._schema import PARAM, TrialView, counted
 from autolr._space import DEFAULT_LR, LRRange
 
 if TYPE_CHECKING:
@@ -88,30 +89,15 @@ def initial_design(lr: LRRange, per_decade: int | None = None) -> tuple[float, .
 class PlannedSampler(optuna.samplers.BaseSampler):
     """Delegates to ``base``, adapted to autolr's ask/tell loop.
 
-    - The first trials run a plan: trial 0 the default ``first_lr`` (so the default is always
-      measured), trials 1, 2, ... the ``design`` (see :func:`initial_design`). Keyed on the trial
-      number, which storage hands out uniquely, so many workers starting a new study at once
-      still run each point exactly once (:meth:`planned_lr` is the one place that decides).
-    - Optuna's GridSampler calls ``study.stop()`` when its grid is used up, which only works
-      inside ``study.optimize``; autolr's loop stops on its own total, so that call is dropped.
+    The planned first lrs (:func:`planned_lrs`) are not the sampler's business: the loop claims
+    each one by value, as a trial created with the lr fixed (:func:`owed_lrs`), so a crash's
+    retry never takes a planned point's place. Optuna's GridSampler calls ``study.stop()`` when
+    its grid is used up, which only works inside ``study.optimize``; autolr's loop stops on its
+    own total, so that call is dropped here.
     """
 
-    def __init__(
-        self,
-        base: optuna.samplers.BaseSampler,
-        *,
-        first_lr: float | None,
-        design: Sequence[float] = (),
-    ) -> None:
+    def __init__(self, base: optuna.samplers.BaseSampler) -> None:
         self.base = base
-        self.first_lr = first_lr
-        self.plan = ((first_lr,) if first_lr is not None else ()) + tuple(
-            x for x in design if x != first_lr
-        )
-
-    def planned_lr(self, trial: FrozenTrial) -> float | None:
-        """The lr the plan owes this trial, or None when the base sampler decides."""
-        return self.plan[trial.number] if trial.number < len(self.plan) else None
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
@@ -121,8 +107,6 @@ class PlannedSampler(optuna.samplers.BaseSampler):
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:  # Any: Optuna's own signature
-        if self.planned_lr(trial) is not None:
-            return {}
         return self.base.sample_relative(study, trial, search_space)
 
     def sample_independent(
@@ -132,9 +116,6 @@ class PlannedSampler(optuna.samplers.BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:  # Any: Optuna's own signature
-        planned = self.planned_lr(trial)
-        if planned is not None and param_name == PARAM:
-            return planned
         return self.base.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -161,10 +142,60 @@ def build_sampler(config: TuneConfig) -> PlannedSampler:
     """This worker's sampler for a study run with ``config`` (seeded per worker)."""
     lr = config.lr_range
     base = make_sampler(config.sampler, worker_seed(config.seed), lr, config.points_per_decade)
-    first = lr.contains(DEFAULT_LR) and not isinstance(base, optuna.samplers.GridSampler)
-    design = initial_design(lr) if config.sampler == "tpe" else ()
-    return PlannedSampler(base, first_lr=DEFAULT_LR if first else None, design=design)
+    return PlannedSampler(base)
 
+
+def planned_lrs(config: TuneConfig) -> tuple[float, ...]:
+    """The lrs an Optuna sampler's study owes before its sampler decides: the default 1e-3
+    (so it is always measured; not in grid mode, whose grid is the plan), then, for TPE, the
+    :func:`initial_design`.
+
+    Example:
+        >>> planned_lrs(TuneConfig.build(sampler="tpe"))
+        (0.001, 0.01, 0.0001, 0.1, 1e-05)
+    """
+    lr = config.lr_range
+    if config.searching or config.sampler == "grid":
+        return ()
+    if isinstance(config.sampler, optuna.samplers.GridSampler):
+        return ()
+    first = (DEFAULT_LR,) if lr.contains(DEFAULT_LR) else ()
+    design = initial_design(lr) if config.sampler == "tpe" else ()
+    return first + tuple(x for x in design if x not in first)
+
+
+def same_lr(a: float, b: float) -> bool:
+    """Two stored learning rates are the same point (a float round trip may differ a little)."""
+    return math.isclose(a, b, rel_tol=1e-9)
+
+
+def claims(t: TrialView) -> bool:
+    """Whether trial ``t`` stands for a planned point: not a crash's retry, not a re-check, not
+    a trial given back as surplus (those are extra to the plan)."""
+    return t.retry_of is None and t.recheck_of is None and t.stop_reason != "surplus"
+
+
+def _lost(t: TrialView) -> bool:
+    return t.finished and not counted(t)
+
+
+def live_claims(trials: Sequence[TrialView], lr: float) -> list[TrialView]:
+    """The trials that stand for the planned ``lr``: each claim, unless it was lost and so was
+    its one retry (a point lost twice is owed again: the plan runs until it has a result)."""
+    at = [t for t in trials if t.lr is not None and same_lr(t.lr, lr)]
+    lost_retries = {t.retry_of for t in at if t.retry_of is not None and _lost(t)}
+    return [t for t in at if claims(t) and not (_lost(t) and t.number in lost_retries)]
+
+
+def owed_lrs(plan: Sequence[float], trials: Sequence[TrialView]) -> tuple[float, ...]:
+    """The planned lrs no trial stands for yet (:func:`live_claims`), in plan order.
+
+    Example:
+        >>> t = TrialView(number=0, trial_id=0, state="FAIL", lr=1e-3, stop_reason="crashed")
+        >>> owed_lrs((1e-3, 1e-2), [t])  # crashed: its retry is queued, the point is claimed
+        (0.01,)
+    """
+    return tuple(p for p in plan if not live_claims(trials, p))
 
 # ----------------------------------------------------------------------------- seeds
 
@@ -209,23 +240,37 @@ class Recheck:
     seed: int
 
 
+#: Re-checks never take the place of the planned points, nor leave fewer than this many lrs.
+MIN_EXPLORED = 4
+
+
+def recheck_budget(config: TuneConfig) -> int:
+    """How many re-checks a study of ``config`` runs: ``recheck``, but never so many that fewer
+    than the planned points (at least :data:`MIN_EXPLORED` lrs) are explored.
+
+    Example:
+        >>> [recheck_budget(TuneConfig.build(sampler="tpe", n_trials=n, recheck=2)) for n in (5, 6, 8)]
+        [0, 1, 2]
+    """
+    explore = max(len(planned_lrs(config)), MIN_EXPLORED)
+    return max(0, min(config.recheck or 0, study_total(config) - explore))
+
+
 def recheck_for(
     trials: Sequence[TrialView],
     *,
-    finished: int,
-    n_trials: int,
     budget: int,
     direction: str,
     base_seed: int,
 ) -> Recheck | None:
-    """The re-check the next trial should run, or None to sample as usual.
+    """The re-check the next trial should run, or None when no candidate is left to re-check.
 
-    The last ``budget`` trials of the study's ``n_trials`` re-run the recommendation's best
-    candidates, each once, with a seed no trial used (``base_seed + 1``, ``+ 2``, ...).
+    Re-runs the recommendation's best candidates, each once, with a seed no trial used
+    (``base_seed + 1``, ``+ 2``, ...); at most ``budget`` of them. The loop asks once the study
+    holds its ``n_trials - budget`` explored trials (finished or running: workers do not make
+    the re-checks shrink; :func:`autolr._loop.next_step`).
     """
-    if not budget or finished < n_trials - budget:
-        return None
-    done = {t.recheck_of for t in trials if t.recheck_of is not None}
+    done = {t.recheck_of for t in trials if t.recheck_of is not None and t.stop_reason != "surplus"}
     if len(done) >= budget:
         return None
     by_number = {t.number: t for t in trials}

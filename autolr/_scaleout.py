@@ -25,10 +25,11 @@ import optuna
 
 from autolr import _storage
 from autolr._config import StorageArg, TuneConfig
+from autolr._fingerprint import Fingerprint
 from autolr._hooks import ProgressBar
 from autolr._schema import counted, views
 from autolr._search import expected_trials, is_done
-from autolr._study import open_study
+from autolr._study import completed, open_study, say_if_complete
 
 #: Set in the environment of processes started by ``workers=``; ``run(workers=)`` refuses to nest.
 CHILD_ENV = "AUTOLR_WORKER_CHILD"
@@ -131,6 +132,7 @@ def run_processes(
     workers: int,
     kwargs: Mapping[str, object],
     default_lr: float | None = None,
+    fingerprint: Fingerprint | None = None,
 ) -> optuna.Study:
     """Start ``workers`` processes on study ``name`` and wait until they all return.
 
@@ -139,8 +141,11 @@ def run_processes(
     (seed) and stops when the study holds ``config.n_trials``.
     """
     url = str(config.storage)
-    opened = open_study(config, name, default_lr=default_lr)
+    opened = open_study(config, name, default_lr=default_lr, fingerprint=fingerprint)
     study, config = opened.study, opened.config
+    if completed(opened) is not None:  # nothing to train: no worker to start
+        say_if_complete(opened)
+        return study
     total = config.total if opened.spec is None else expected_trials(opened.spec)
     try:
         header = {

@@ -68,6 +68,11 @@ STUDY_SEARCH = "autolr.search"
 #: That search's plan (JSON): the anchors, the first grid's ends, the limits, whether the range
 #: was given; written once, so a resume (or another worker) follows the same plan.
 STUDY_SEARCH_SPEC = "autolr.search_spec"
+#: What defines the study besides its range (JSON, :mod:`autolr._fingerprint`): the train
+#: function's code hash and parameter names, and the forwarded ``run(**kwargs)``.
+STUDY_FINGERPRINT = "autolr.fingerprint"
+#: Each change accepted with ``run(allow_changed=True)``: ``[{"at": ISO time, "changes": [...]}]``.
+STUDY_FINGERPRINT_CHANGES = "autolr.fingerprint_changes"
 #: Written at the end of every run, for optuna-dashboard (see :mod:`autolr._dashboard`).
 STUDY_RECOMMENDED_LR = "autolr.recommended_lr"
 STUDY_RECOMMENDATION = "autolr.recommendation"
@@ -159,7 +164,8 @@ def _str(x: object) -> str | None:
 class TrialView:
     """One stored trial as autolr reads it: its state, lr, curve and ``autolr.*`` attributes.
 
-    ``value`` is the final objective of a COMPLETE trial (None otherwise, even for a PRUNED trial
+    ``lr`` is also known for a trial created with its lr fixed that has not suggested it yet
+    (RUNNING or WAITING). ``value`` is the final objective of a COMPLETE trial (None otherwise, even for a PRUNED trial
     that Optuna gave its last reported value); attributes a trial does not carry are None.
     """
 
@@ -190,6 +196,9 @@ class TrialView:
         attrs = trial.user_attrs
         state = trial.state.name
         lr = trial.params.get(PARAM)
+        if lr is None:  # created with its lr fixed (a planned point, a retry), not suggested yet
+            fixed = trial.system_attrs.get("fixed_params")
+            lr = fixed.get(PARAM) if isinstance(fixed, dict) else None
         splits = attrs.get(ATTR_SKLEARN_SPLITS)
         return cls(
             number=trial.number,

@@ -33,9 +33,8 @@ import optuna
 from autolr import _record, _storage
 from autolr._context import TrialContext, TrialPruned, active
 from autolr._liveness import Heartbeat
-from autolr._loop import POLL_S, Run, read_trials, record_outcome
+from autolr._loop import POLL_S, Run, read_trials, record_outcome, worker_number
 from autolr._pause import Outcome, PausableCall
-from autolr._sampling import worker_index
 from autolr._schema import ATTR_PAUSED_AT, PARAM, TrialView, counted
 from autolr._search import (
     LIMITS,
@@ -176,17 +175,9 @@ def _taken(study: optuna.Study, number: int, x: float) -> bool:
     return False
 
 
-def _worker_index() -> int:
-    """Which of several workers this loop is: its process's index (``workers=``, a scheduler)
-    and its thread's (``n_jobs``); 0 for a lone run, which so starts the anchors first."""
-    name = threading.current_thread().name  # autolr-job-<i> (autolr._scaleout.run_threads)
-    thread = int(name.rsplit("-", 1)[1]) if name.startswith("autolr-job-") else 0
-    return 7 * (worker_index() or 0) + thread
-
-
 def run_search(run: Run, spec: SearchSpec, stop: threading.Event | None = None) -> None:
     """Run autolr's search on ``run.study`` until it is done (or time or ``stop`` is up)."""
-    worker = SearchWorker(run, spec, index=_worker_index())
+    worker = SearchWorker(run, spec, index=worker_number())
     try:
         while stop is None or not stop.is_set():
             if run.deadline is not None and time.monotonic() >= run.deadline:

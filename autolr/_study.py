@@ -16,22 +16,35 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import optuna
 from optuna.storages import BaseStorage
 
-from autolr import _storage
+from autolr import _lifecycle, _storage
 from autolr._config import TuneConfig
-from autolr._sampling import build_sampler
+from autolr._fingerprint import Fingerprint, changes
+from autolr._sampling import build_sampler, study_total
 from autolr._schema import (
     STUDY_DIRECTION,
+    STUDY_FINGERPRINT,
+    STUDY_FINGERPRINT_CHANGES,
     STUDY_LR_HIGH,
     STUDY_LR_LOW,
     STUDY_SEARCH,
     STUDY_SEARCH_SPEC,
     STUDY_VERSION,
+    counted,
+    views,
 )
-from autolr._search import LIMITS, SEARCH_NAME, SearchSpec, spec_from_json, spec_to_json
+from autolr._search import (
+    LIMITS,
+    SEARCH_NAME,
+    SearchSpec,
+    is_done,
+    spec_from_json,
+    spec_to_json,
+)
 from autolr._space import LRRange
 from autolr._version import __version__
 
@@ -48,31 +61,89 @@ class Opened:
     spec: SearchSpec | None
 
 
-def open_study(config: TuneConfig, name: str, *, default_lr: float | None = None) -> Opened:
+class StudyChangedError(ValueError):
+    """A stored study was made with another train function, kwargs or lr range: one line."""
+
+
+def open_study(
+    config: TuneConfig,
+    name: str,
+    *,
+    default_lr: float | None = None,
+    fingerprint: Fingerprint | None = None,
+) -> Opened:
     """The study ``name`` in ``config.storage``, created if new, with this worker's sampler.
 
     Args:
-        config: the run's options.
+        config: the run's options (``fresh``: archive a stored study first; ``allow_changed``:
+            resume one whose fingerprint differs).
         name: the study's name.
         default_lr: the train function's own default lr (autolr's search measures it first).
+        fingerprint: what defines this run (:mod:`autolr._fingerprint`); checked on resume,
+            stored on a new study (and on one written before fingerprints existed).
     """
     storage = _storage.open_storage(config.storage)
     stored = _stored_attrs(storage, name)
+    if stored is not None and config.fresh:
+        _archive(storage, name, config)
+        stored = None
     config = _as_run_before(config, stored, name)
     pruner = config.pruner  # autolr's own Pruning runs inside the trial (autolr._stopping)
     if not isinstance(pruner, optuna.pruners.BasePruner):
         pruner = optuna.pruners.NopPruner()
-    study = optuna.create_study(
-        storage=storage,
-        study_name=name,
-        direction=config.direction,
-        sampler=build_sampler(config),
-        pruner=pruner,
-        load_if_exists=True,
-    )
+    if stored is not None:  # load_study: no "Using an existing study" INFO line from Optuna
+        study = optuna.load_study(
+            study_name=name, storage=storage, sampler=build_sampler(config), pruner=pruner
+        )
+    else:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=config.direction,
+            sampler=build_sampler(config),
+            pruner=pruner,
+            load_if_exists=True,
+        )
     spec = search_spec(config, default_lr) if config.searching else None
-    spec = check_or_record(study, config, spec)
+    spec = check_or_record(study, config, spec, fingerprint)
     return Opened(study, config, spec)
+
+
+def _archive(storage: BaseStorage, name: str, config: TuneConfig) -> None:
+    """``fresh=True``: keep the stored study's trials under ``NAME.old-<time>``, said once."""
+    study_id = storage.get_study_id_from_name(name)
+    n = len(storage.get_all_trials(study_id, deepcopy=False))
+    archived = _lifecycle.free_archive_name(storage, name)
+    _lifecycle.rename_study(storage, name, archived)
+    print(
+        f"autolr: study {name!r} starts over (fresh=True); its {n} trials are kept as "
+        f"{archived!r} in {_storage.describe(config.storage)}",
+        file=sys.stderr,
+    )
+
+
+def completed(opened: Opened) -> int | None:
+    """The finished trials of a study that needs no more (None while it does)."""
+    trials = views(opened.study.get_trials(deepcopy=False))
+    finished = sum(1 for t in trials if counted(t))
+    if opened.spec is not None:
+        done = is_done(opened.spec, trials, direction=opened.config.direction)
+    else:
+        done = finished >= study_total(opened.config)
+    return finished if done else None
+
+
+def say_if_complete(opened: Opened) -> None:
+    """One line when a run has nothing to train: the study already holds its result."""
+    finished = completed(opened)
+    if finished is None:
+        return
+    print(
+        f"autolr: study {opened.study.study_name!r} in {_storage.describe(opened.config.storage)} "
+        f"is already complete ({finished} trials): nothing was trained, the result is read "
+        "from it (a larger n_trials extends it, fresh=True starts over)",
+        file=sys.stderr,
+    )
 
 
 def _stored_attrs(storage: BaseStorage, name: str) -> dict[str, object] | None:
@@ -136,10 +207,13 @@ def _range_of(config: TuneConfig, spec: SearchSpec | None) -> tuple[float, float
 
 
 def check_or_record(
-    study: optuna.Study, config: TuneConfig, spec: SearchSpec | None
+    study: optuna.Study,
+    config: TuneConfig,
+    spec: SearchSpec | None,
+    fingerprint: Fingerprint | None = None,
 ) -> SearchSpec | None:
-    """Refuse to resume a study with another direction or range (Optuna keeps the stored one);
-    on a new study, record them (and the search's plan). Returns the plan to follow."""
+    """Refuse to resume a study with another direction, range or fingerprint (Optuna keeps the
+    stored one); on a new study, record them (and the search's plan). Returns the plan."""
     where = _storage.describe(config.storage)
     stored_dir = study.direction.name.lower()
     if stored_dir != config.direction:
@@ -155,10 +229,13 @@ def check_or_record(
         s_low, s_high = attrs[STUDY_LR_LOW], attrs[STUDY_LR_HIGH]
         if not lr.same_as(s_low, s_high):
             shown = "autolr's own range" if config.lr is None else f"({low:g}, {high:g})"
-            raise ValueError(
+            raise StudyChangedError(
                 f"lr: study {study.study_name!r} in {where} searches ({s_low:g}, {s_high:g}), "
-                f"got {shown}; use the stored range or another study_name"
+                f"got {shown}; use the stored range, another study_name, or fresh=True to start "
+                f"over (its trials are kept as '{study.study_name}.old-<time>')"
             )
+        if fingerprint is not None:
+            _check_fingerprint(study, config, fingerprint, where)
         if spec is not None and STUDY_SEARCH_SPEC in attrs:
             stored = spec_from_json(
                 attrs[STUDY_SEARCH_SPEC], max_trials=spec.max_trials, full_runs=spec.full_runs
@@ -170,6 +247,41 @@ def check_or_record(
     study.set_user_attr(STUDY_SEARCH, SEARCH_NAME if spec is not None else OPTUNA_NAME)
     if spec is not None:
         study.set_user_attr(STUDY_SEARCH_SPEC, spec_to_json(spec))
+    if fingerprint is not None:
+        study.set_user_attr(STUDY_FINGERPRINT, fingerprint.to_json())
     study.set_user_attr(STUDY_LR_HIGH, high)
     study.set_user_attr(STUDY_LR_LOW, low)
     return spec
+
+
+def _check_fingerprint(
+    study: optuna.Study, config: TuneConfig, now: Fingerprint, where: str
+) -> None:
+    """Refuse a resume with other code or kwargs (one line), unless ``allow_changed``; a study
+    written before fingerprints existed is given this one."""
+    attrs = study.user_attrs
+    stored = Fingerprint.from_json(attrs.get(STUDY_FINGERPRINT))
+    if stored is None:
+        study.set_user_attr(STUDY_FINGERPRINT, now.to_json())
+        return
+    diff = changes(stored, now)
+    if not diff:
+        return
+    name = study.study_name
+    if not config.allow_changed:
+        raise StudyChangedError(
+            f"study {name!r} in {where} was made with other inputs: {'; '.join(diff)}. Use "
+            f"another study_name, run(fresh=True) to start over (its trials are kept as "
+            f"'{name}.old-<time>'), or run(allow_changed=True) to continue with both"
+        )
+    history = attrs.get(STUDY_FINGERPRINT_CHANGES)
+    history = list(history) if isinstance(history, list) else []
+    history.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "changes": diff, "before": stored.to_json()})
+    study.set_user_attr(STUDY_FINGERPRINT_CHANGES, history)
+    study.set_user_attr(STUDY_FINGERPRINT, now.to_json())
+    print(
+        f"autolr: study {name!r} continues with changed inputs (allow_changed=True): "
+        f"{'; '.join(diff)}",
+        file=sys.stderr,
+    )

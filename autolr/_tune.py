@@ -25,6 +25,7 @@ import optuna
 from autolr import _liveness, _scaleout, _storage, _target
 from autolr._config import StorageArg, TuneConfig
 from autolr._dashboard import record_recommendation
+from autolr._fingerprint import Fingerprint
 from autolr._hooks import ProgressBar
 from autolr._loop import Run, Slots, run_loop
 from autolr._search_loop import run_search
@@ -35,7 +36,7 @@ from autolr._search import expected_trials
 from autolr._schema import views
 from autolr._space import SearchRangeSource
 from autolr._stability import Stability
-from autolr._study import open_study
+from autolr._study import open_study, say_if_complete
 from autolr._target import Target
 
 P = ParamSpec("P")
@@ -90,6 +91,8 @@ class Tuned(Generic[P, R]):
         show_progress_bar: bool | None = None,
         n_jobs: int = 1,
         workers: int | None = None,
+        fresh: bool = False,
+        allow_changed: bool = False,
         **train_kwargs: object,
     ) -> Result:
         """Run (or resume) the study until it holds ``n_trials`` finished trials.
@@ -104,14 +107,53 @@ class Tuned(Generic[P, R]):
                 importable: defined at module level in a .py file); they share the storage, which
                 must be a URL (the default SQLite file is fine on one machine). See
                 docs/scaleout.md for machines of a cluster (``autolr worker``).
+            fresh: start the study over: a stored study of this name is first renamed
+                ``NAME.old-<time>`` (its trials are kept there, never deleted).
+            allow_changed: resume although the train function's code, its parameters or these
+                ``train_kwargs`` differ from the ones the study was made with (refused by
+                default with one line saying what changed); the change is recorded.
             **train_kwargs: passed to every call of the train function (pickled for ``workers``).
 
         Returns:
             The :class:`autolr.Result` of the study.
+
+        Example:
+            >>> import autolr
+            >>> @autolr.tune(n_trials=2, sampler="random", storage="sqlite:///:memory:",
+            ...              show_progress_bar=False)
+            ... def train(lr: float, epochs: int = 1) -> float:
+            ...     return lr * epochs
+            >>> _ = train.run(epochs=1)
+            >>> _ = train.run(epochs=2, allow_changed=True)  # doctest: +SKIP
         """
+        try:
+            return self._run(
+                n_trials=n_trials, timeout=timeout, show_progress_bar=show_progress_bar,
+                n_jobs=n_jobs, workers=workers, fresh=fresh, allow_changed=allow_changed,
+                train_kwargs=train_kwargs,
+            )
+        except KeyboardInterrupt:
+            # Ctrl-C: the loop has recorded the trial and said how to resume; the traceback
+            # through the user's training library (torch, ...) says nothing more.
+            raise KeyboardInterrupt from None
+
+    def _run(
+        self,
+        *,
+        n_trials: int | None,
+        timeout: float | None,
+        show_progress_bar: bool | None,
+        n_jobs: int,
+        workers: int | None,
+        fresh: bool,
+        allow_changed: bool,
+        train_kwargs: dict[str, object],
+    ) -> Result:
         given = {"n_trials": n_trials, "timeout": timeout, "show_progress_bar": show_progress_bar}
         config = self.config.replace(**{k: v for k, v in given.items() if v is not None})
+        config = config.replace(fresh=fresh, allow_changed=allow_changed)
         self.target.check_kwargs(train_kwargs)
+        fingerprint = Fingerprint.of(self.fn, train_kwargs)
         _target.check_not_importing()
         procs, n_jobs = _scaleout.check_workers(workers, n_jobs)
         if procs:
@@ -120,19 +162,28 @@ class Tuned(Generic[P, R]):
             config = dataclasses.replace(config, storage=url)
             study = _scaleout.run_processes(
                 config, self.study_name, spec, workers=procs, kwargs=train_kwargs,
-                default_lr=self.target.default_lr,
+                default_lr=self.target.default_lr, fingerprint=fingerprint,
             )
             return Result(study)
         try:
-            return self._run_here(config, n_jobs, train_kwargs)
+            return self._run_here(config, n_jobs, train_kwargs, fingerprint)
         except Exception as exc:
             if _storage.is_write_error(exc):
                 raise _storage.write_error(exc, config.storage) from exc
             raise
 
-    def _run_here(self, config: TuneConfig, n_jobs: int, kwargs: Mapping[str, object]) -> Result:
+    def _run_here(
+        self,
+        config: TuneConfig,
+        n_jobs: int,
+        kwargs: Mapping[str, object],
+        fingerprint: Fingerprint | None = None,
+    ) -> Result:
         """Run the loop in ``n_jobs`` threads of this process until the study is complete."""
-        opened = open_study(config, self.study_name, default_lr=self.target.default_lr)
+        opened = open_study(
+            config, self.study_name, default_lr=self.target.default_lr, fingerprint=fingerprint
+        )
+        say_if_complete(opened)
         study, config, spec = opened.study, opened.config, opened.spec
         deadline = None if config.timeout is None else time.monotonic() + config.timeout
         total = study_total(config) if spec is None else expected_trials(spec)
@@ -218,8 +269,8 @@ def tune(
     autolr's search (the default, ``sampler="auto"``) measures ``1e-3`` and the function's own
     default lr (``def train(lr=1.0)``) first, brackets the best region on a grid half a decade
     apart, grows the range a decade at a time while the best sits on its edge (from ``1e-7`` to
-    ``1e2``), resumes the most promising runs to half a run and the best two to the end: about
-    ten trials and four runs of compute (``docs/stability.md``). A function that reports nothing
+    ``1e2``), resumes the five most promising runs to a quarter of a run and the best two to
+    the end: about ten trials and four runs of compute (``docs/stability.md``). A function that reports nothing
     gets full runs on a coarser grid.
 
     Args:

@@ -3,6 +3,8 @@
 Usage::
 
     autolr studies [--storage URL]
+    autolr delete STUDY [--storage URL] [--yes]
+    autolr rename OLD NEW [--storage URL]
     autolr report STUDY [--storage URL] [--format table|md|csv|json|html|parquet] [-o FILE]
     autolr plot STUDY [--storage URL] [-o DIR] [--format png|svg|both]
     autolr best STUDY [--storage URL]
@@ -29,8 +31,15 @@ from typing import NoReturn
 import optuna
 from optuna.storages import BaseStorage
 
-from autolr import _dashboard_server, _plots, _reports, _storage
+from autolr import _dashboard_server, _lifecycle, _plots, _reports, _storage
+from autolr._fingerprint import Fingerprint
 from autolr._result import Result, StudyNotFoundError, load
+from autolr._schema import (
+    STUDY_FINGERPRINT,
+    STUDY_RECOMMENDED_LR,
+    STUDY_SEARCH,
+    STUDY_VERSION,
+)
 from autolr._version import __version__
 from autolr._worker import build_parser as worker_options
 from autolr._worker import run_worker
@@ -112,31 +121,98 @@ def _load(name: str, storage: str | None) -> Result:
 # ----------------------------------------------------------------------------- commands
 
 
+#: ``autolr studies`` computes the recommendation of studies up to this size; larger ones show
+#: the one stored at the end of their last run (reading 20,000 trials takes seconds).
+LIST_RECOMPUTE_MAX = 500
+
+
+def _when(value: object) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M") if hasattr(value, "strftime") else "-"
+
+
+def _best_lr(store: BaseStorage, row: _lifecycle.StudyRow) -> str:
+    """The recommended lr: computed for a small study, else the one its last run stored."""
+    if len(row.directions) != 1:
+        return "-"
+    lr: object = row.user_attrs.get(STUDY_RECOMMENDED_LR)
+    if sum(row.states.values()) <= LIST_RECOMPUTE_MAX:
+        try:
+            lr = Result(optuna.load_study(study_name=row.name, storage=store)).recommendation.lr
+        except Exception:  # noqa: BLE001 - a foreign study (categorical lr, ...) is flagged
+            return "?"
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        return "-"
+    return f"{lr:.4g}"
+
+
+def _inputs(row: _lifecycle.StudyRow) -> str:
+    """What made the study (its fingerprint's summary), or why there is none."""
+    if len(row.directions) != 1:
+        return f"not autolr's ({len(row.directions)} objectives)"
+    if STUDY_VERSION not in row.user_attrs:
+        return "not autolr's"
+    fp = Fingerprint.from_json(row.user_attrs.get(STUDY_FINGERPRINT))
+    kind = row.user_attrs.get(STUDY_SEARCH)
+    kind = "tpe (0.1)" if kind is None else str(kind)  # autolr 0.1 studies ran TPE
+    return f"{kind}: {fp.summary() if fp is not None else '(before fingerprints)'}"
+
+
 def _cmd_studies(args: argparse.Namespace) -> int:
     store = _open(args.storage)
-    names = _study_names(store)
-    if store is None or not names:
+    if store is None or not _study_names(store):
         _say(f"no studies in {_storage.describe(args.storage)} yet")
         return EXIT_OK
-    rows = [("study", "direction", "trials", "complete", "pruned", "failed", "best lr")]
-    for name in names:
-        result = Result(optuna.load_study(study_name=name, storage=store))
-        states = [t.state.name for t in result.study.get_trials(deepcopy=False)]
-        lr = result.recommendation.lr
-        rows.append(
-            (
-                name,
-                result.direction,
-                str(len(states)),
-                str(states.count("COMPLETE")),
-                str(states.count("PRUNED")),
-                str(states.count("FAIL")),
-                "-" if lr is None else f"{lr:.4g}",
-            )
-        )
+    rows = [("study", "direction", "trials", "complete", "pruned", "failed", "best lr",
+             "created", "updated", "inputs")]
+    for row in _lifecycle.list_studies(store):
+        n = row.states
+        direction = row.directions[0] if len(row.directions) == 1 else "multi"
+        rows.append((
+            row.name, direction, str(sum(n.values())), str(n.get("COMPLETE", 0)),
+            str(n.get("PRUNED", 0)), str(n.get("FAIL", 0)), _best_lr(store, row),
+            _when(row.created), _when(row.updated), _inputs(row),
+        ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         _say("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return EXIT_OK
+
+
+def _known(store: BaseStorage | None, name: str, storage: str | None) -> BaseStorage:
+    """``store`` when it holds study ``name``; else a one-line error naming the studies there."""
+    if store is None or not _lifecycle.exists(store, name):
+        known = ", ".join(repr(n) for n in _study_names(store)) or "none"
+        raise UserError(f"no study {name!r} in {_storage.describe(storage)}; studies there: {known}")
+    return store
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    store = _known(_open(args.storage), args.study, args.storage)
+    n = len(store.get_all_trials(store.get_study_id_from_name(args.study), deepcopy=False))
+    where = _storage.describe(args.storage)
+    if not args.yes:
+        try:
+            answer = input(f"delete study {args.study!r} and its {n} trials from {where}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            _say(f"autolr delete: study {args.study!r} kept (answer y, or pass --yes)", err=True)
+            return EXIT_USER_ERROR
+    _lifecycle.delete_study(store, args.study)
+    _say(f"deleted study {args.study!r} ({n} trials) from {where}", err=True)
+    return EXIT_OK
+
+
+def _cmd_rename(args: argparse.Namespace) -> int:
+    store = _known(_open(args.storage), args.old, args.storage)
+    if not args.new.strip() or len(args.new) > 512:
+        raise UserError(f"NEW: expected a non-empty name of at most 512 characters, got {args.new!r}")
+    try:
+        _lifecycle.rename_study(store, args.old, args.new)
+    except _lifecycle.LifecycleError as exc:
+        raise UserError(str(exc)) from None
+    _say(f"renamed study {args.old!r} to {args.new!r} in {_storage.describe(args.storage)}",
+         err=True)
     return EXIT_OK
 
 
@@ -166,10 +242,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     directory = Path(args.output)
-    if not directory.is_dir():
-        raise UserError(f"-o: {args.output!r} is not an existing directory")
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"-o: {args.output!r} is a file, expected a directory")
     formats = _plots.IMAGE_FORMATS if args.format == "both" else (args.format,)
     result = _load(args.study, args.storage)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"-o: cannot create {args.output!r}: {exc.strerror}") from None
     try:
         paths = _plots.save_all(result, directory, formats=formats)
     except ImportError as exc:
@@ -267,7 +347,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("studies", _cmd_studies, "List the studies with trial counts and the recommended lr.")
+    p = add("studies", _cmd_studies, "List the studies: trial counts, recommended lr, first and "
+            "last trial time, and what made them (train function and run() keywords).")
+    _storage_option(p)
+
+    p = add("delete", _cmd_delete, "Delete a study and its trials (asks first unless --yes).")
+    p.add_argument("study", metavar="STUDY")
+    _storage_option(p)
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask")
+
+    p = add("rename", _cmd_rename, "Rename a study (refused if NEW exists).")
+    p.add_argument("old", metavar="OLD")
+    p.add_argument("new", metavar="NEW")
     _storage_option(p)
 
     p = add("report", _cmd_report, "Print or export a study's report: recommendation, "
@@ -284,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", metavar="STUDY")
     _storage_option(p)
     p.add_argument("-o", "--output", metavar="DIR", default=".",
-                   help="existing directory for STUDY-lr.png, STUDY-curves.png, ... (default: .)")
+                   help="directory for STUDY-lr.png, STUDY-curves.png, ... (created if missing; "
+                   "default: .)")
     p.add_argument("--format", choices=("png", "svg", "both"), default="both",
                    help="image format (default: both)")
 

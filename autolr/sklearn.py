@@ -280,7 +280,8 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         lr: the search range ``(low, high)``; default two decades either side of the
             estimator's value.
         storage: an Optuna storage URL (``"sqlite:///:memory:"`` keeps nothing).
-        study_name: default ``"<Estimator>.<lr_param>.<fingerprint of data, folds, params>"``.
+        study_name: default ``"<Estimator>.<lr_param>.<6 hex of data, folds, params>"``, e.g.
+            ``"SGDClassifier.eta0.3f9a1c"`` (``autolr studies`` lists it by that name).
         seed: seeds the sampler, so a fresh study samples the same learning rates.
         n_jobs: folds run in this many threads (``None``: one).
         refit: fit ``best_estimator_`` on all the data with ``best_lr_``.
@@ -610,7 +611,7 @@ class LRSearchCV(MetaEstimatorMixin, BaseEstimator):
         except Exception:  # noqa: BLE001 - an unhashable input: no resume across fits
             digest = joblib.hash((time.time_ns(), id(self)))
         _, final = _final_path(estimator)
-        return f"{type(final).__name__}.{lr_param}.{digest[:10]}"
+        return f"{type(final).__name__}.{lr_param}.{digest[:6]}"
 
     @staticmethod
     def _enqueue_default(store: Any, name: str, center: Any, lr_range: Any) -> None:

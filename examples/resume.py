@@ -15,10 +15,13 @@ import math
 import autolr
 
 epochs_trained: list[float] = []
+#: Stand-in for Ctrl-C: the first run is stopped after this many epochs (a module setting, not a
+#: run() keyword: run() keywords are part of what defines a study, and a change is refused).
+interrupt_at: int | None = 7
 
 
 @autolr.tune(study_name="resume_demo")
-def train(lr: float, interrupt_at: int | None = None) -> float:
+def train(lr: float) -> float:
     loss = 1.0
     for step in range(20):
         if interrupt_at is not None and len(epochs_trained) == interrupt_at:
@@ -31,12 +34,13 @@ def train(lr: float, interrupt_at: int | None = None) -> float:
 
 if __name__ == "__main__":
     try:
-        train.run(interrupt_at=7)
+        train.run()
         print("the study had already finished: nothing to resume (autolr delete resume_demo)")
     except KeyboardInterrupt:
         print(f"first run: interrupted after {len(epochs_trained)} epochs of training")
     first = len(epochs_trained)
     epochs_trained.clear()
+    interrupt_at = None
     result = train.run()  # the very same call resumes
     table = result.trials()
     print(f"second run: trained {len(epochs_trained)} more epochs; the study holds "

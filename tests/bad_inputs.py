@@ -95,6 +95,29 @@ def _resume(**options: object) -> Callable[[Path], object]:
     return go
 
 
+def _changed(what: str) -> Callable[[Path], object]:
+    """A study made by ``train``; resumed with other code (``"code"``) or kwargs."""
+
+    def go(tmp: Path) -> object:
+        import autolr
+
+        def train(lr: float, epochs: int = 1) -> float:
+            return lr * epochs
+
+        def train2(lr: float, epochs: int = 1) -> float:
+            return lr * epochs + 1
+
+        train.__qualname__ = train2.__qualname__ = "train"  # as module-level functions read
+        url = f"sqlite:///{tmp / 's.db'}"
+        options = {"storage": url, "study_name": "s", "n_trials": 1, "show_progress_bar": False}
+        autolr.tune(**options)(train).run(epochs=1)  # type: ignore[call-overload]
+        if what == "code":
+            return autolr.tune(**options)(train2).run(epochs=1)  # type: ignore[call-overload]
+        return autolr.tune(**options)(train).run(epochs=2)  # type: ignore[call-overload]
+
+    return go
+
+
 def _load_unknown(tmp: Path) -> object:
     import autolr
 
@@ -164,14 +187,17 @@ def _sklearn(tmp: Path) -> object:
     return LRSearchCV(KNeighborsClassifier(), storage=f"sqlite:///{tmp / 's.db'}").fit(X, y)
 
 
-def _cli(tmp: Path) -> object:
-    url = _stored(tmp)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-m", "autolr", "best", "nope", "--storage", url],
-        capture_output=True, text=True, env=env, cwd=tmp, timeout=120,
-    )
-    raise SystemExit(f"exit {proc.returncode}: {proc.stderr.strip()}")
+def _cli(*argv: str) -> Callable[[Path], object]:
+    def go(tmp: Path) -> object:
+        url = _stored(tmp)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        proc = subprocess.run(
+            [sys.executable, "-m", "autolr", *argv, "--storage", url],
+            capture_output=True, text=True, env=env, cwd=tmp, timeout=120,
+        )
+        raise SystemExit(f"exit {proc.returncode}: {proc.stderr.strip()}")
+
+    return go
 
 
 CASES: list[Case] = [
@@ -217,6 +243,9 @@ CASES: list[Case] = [
     Case("`train.run(lr=0.1)`", "run", _run_kw(lr=0.1)),
     Case("resume with another `direction`", "direction", _resume(direction="maximize")),
     Case("resume with another `lr` range", "lr", _resume(lr=(1e-4, 1.0))),
+    Case("resume after the train function's code changed", "allow_changed", _changed("code")),
+    Case("resume with other `run()` keywords (`epochs=2`)", "allow_changed", _changed("kwargs")),
+    Case('`train.run(fresh="yes")`', "fresh", _run_kw(fresh="yes")),
     Case('`autolr.load("nope")` (unknown study)', "study_name", _load_unknown),
     Case("`autolr.load` from a file that does not exist", "storage", _load_missing_file),
     Case("`autolr.Stability(smoothing=2)`", "smoothing", _stability),
@@ -224,7 +253,9 @@ CASES: list[Case] = [
     Case("`find_lr` on an empty data loader", "data", _finder([])),
     Case("`find_lr` whose every loss is NaN, then `.search_range()`", "start_lr", _finder([1])),
     Case("`LRSearchCV` on an estimator with no learning rate", "lr_param", _sklearn),
-    Case("`autolr best nope` (command line, unknown study)", "no study", _cli),
+    Case("`autolr best nope` (command line, unknown study)", "no study", _cli("best", "nope")),
+    Case("`autolr delete nope --yes` (unknown study)", "no study", _cli("delete", "nope", "--yes")),
+    Case("`autolr rename s s` (the new name exists)", "exists already", _cli("rename", "s", "s")),
 ]
 
 

@@ -32,8 +32,8 @@ def test_studies_lists_counts_and_best_lr(study_db: str, capsys: pytest.CaptureF
     code, out, err = run(capsys, "studies", "--storage", study_db)
     assert code == 0 and err == ""
     header, row = out.splitlines()
-    assert header.split() == ["study", "direction", "trials", "complete", "pruned", "failed", "best", "lr"]
-    assert row.split() == ["lr", "minimize", "7", "5", "1", "1", f"{autolr.load('lr', storage=study_db).best_lr:.4g}"]
+    assert header.split()[:8] == ["study", "direction", "trials", "complete", "pruned", "failed", "best", "lr"]
+    assert row.split()[:7] == ["lr", "minimize", "7", "5", "1", "1", f"{autolr.load('lr', storage=study_db).best_lr:.4g}"]
 
 
 def test_best_prints_only_the_lr(study_db: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,8 +73,14 @@ def test_plot_writes_png_and_svg(study_db: str, tmp_path: Path, capsys: pytest.C
     code, out, _ = run(capsys, "plot", "lr", "--storage", study_db, "-o", str(tmp_path), "--format", "png")
     assert code == 0
     assert sorted(Path(p).name for p in out.split()) == ["lr-curves.png", "lr-history.png", "lr-lr.png"]
-    code, _, err = run(capsys, "plot", "lr", "--storage", study_db, "-o", str(tmp_path / "nope"))
-    assert code == 1 and "is not an existing directory" in err
+    code, out, _ = run(capsys, "plot", "lr", "--storage", study_db, "-o", str(tmp_path / "new") + "/",
+                       "--format", "png")  # the README's `-o plots/`: created
+    assert code == 0 and (tmp_path / "new" / "lr-lr.png").is_file() and len(out.split()) == 3
+    (tmp_path / "file").write_text("")
+    code, _, err = run(capsys, "plot", "lr", "--storage", study_db, "-o", str(tmp_path / "file"))
+    assert code == 1 and "is a file, expected a directory" in err
+    code, _, err = run(capsys, "plot", "nope", "--storage", study_db, "-o", str(tmp_path / "x"))
+    assert code == 1 and not (tmp_path / "x").exists()  # nothing created for a missing study
 
 
 @pytest.mark.parametrize("command", ["report", "plot", "best"])

@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from optuna.trial import TrialState
 
 import autolr
@@ -132,3 +133,54 @@ def test_ctrl_c_leaves_the_study_resumable(tmp_path: Path) -> None:
     assert [t.params["lr"] for t in trials if t.user_attrs.get("autolr.retry_of") == 2] == [
         trials[2].params["lr"]
     ]
+
+
+USERLIB = textwrap.dedent(
+    """
+    import time
+
+    def deep_training_step(n):
+        if n:
+            return deep_training_step(n - 1)
+        for _ in range(600):  # a long step made of short C calls, as a torch epoch is
+            time.sleep(0.1)
+    """
+)
+
+CTRL_C = textwrap.dedent(
+    """
+    import sys, autolr, userlib
+
+    @autolr.tune(n_trials=3, storage=sys.argv[1], sampler=sys.argv[2], show_progress_bar=False)
+    def train(lr: float) -> float:
+        for epoch in range(4):
+            autolr.report(1.0 + lr, step=epoch)
+            if epoch == 1:
+                print("training", flush=True)
+                userlib.deep_training_step(5)
+        return lr
+
+    train.run()
+    """
+)
+
+
+@pytest.mark.parametrize("sampler", ["auto", "tpe"])
+def test_ctrl_c_ends_with_the_resume_message_and_one_short_traceback(
+    tmp_path: Path, sampler: str
+) -> None:
+    (tmp_path / "userlib.py").write_text(USERLIB)
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C, f"sqlite:///{tmp_path / 's.db'}", sampler],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    _wait_for_line(proc, "training")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "Run again (train.run()) to resume." in err
+    assert err.rstrip().endswith("\nKeyboardInterrupt"), err
+    traceback = err[err.index("Traceback"):]
+    assert "userlib.py" not in traceback and "deep_training_step" not in traceback, traceback
+    assert traceback.count('  File "') <= 2, traceback  # the script's line and autolr's raise

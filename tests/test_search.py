@@ -9,6 +9,8 @@ import pytest
 
 from autolr._search import (
     FIRST_BUDGET,
+    HALF,
+    KEEP,
     Begin,
     Done,
     Halt,
@@ -119,12 +121,14 @@ def test_a_range_the_user_gave_is_never_left() -> None:
     assert picked == -2.0  # on the edge: the caller warns about it
 
 
-def test_halving_keeps_three_and_the_next_lower_lr_then_finishes_two() -> None:
+def test_halving_keeps_five_and_the_next_lower_lr_then_finishes_two() -> None:
     sim = Sim(SPEC, bowl(-2.0))
     sim.run()
     by_reports = sorted(len(t["values"]) for t in sim.trials)
+    assert (KEEP, HALF) == (5, 0.25)
     assert by_reports.count(12) == 2 + 0  # two finished (the first one that finished is one)
-    assert sum(1 for r in by_reports if r >= 6) == 4  # three survivors and the one below
+    # the five survivors and the one below reach a quarter of the run (3 of 12 reports)
+    assert sum(1 for r in by_reports if r >= 3) == KEEP + 1
     assert all(t["status"] in ("complete", "stopped", "unstable") for t in sim.trials)
 
 
@@ -153,7 +157,8 @@ def test_the_run_length_is_learned_from_the_best_survivor() -> None:
     seen = [Seen(i, x, "paused", (1.0, 0.5 + abs(x + 2.5))) for i, x in enumerate(SPEC.grid())]
     actions = decide(SPEC, seen, length=None)
     halts = {a.number for a in actions if isinstance(a, Halt)}
-    kept = {i for i, s in enumerate(seen) if s.x in (-2.5, -3.0, -2.0, -3.5)}  # 3 best + below
+    # the 5 best (ties: the lower lr first) and the next lower one
+    kept = {i for i, s in enumerate(seen) if s.x in (-2.5, -3.0, -2.0, -3.5, -1.5, -4.0)}
     assert halts == set(range(len(seen))) - kept
     best = next(i for i, s in enumerate(seen) if s.x == -2.5)
     assert [a for a in actions if isinstance(a, Resume)] == [Resume(best, None)]

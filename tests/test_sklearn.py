@@ -320,3 +320,30 @@ def test_overwrite_params_with_url_storage(tmp_path: Path) -> None:
         n_trials=2, cv=2, seed=0, storage=f"sqlite:///{tmp_path / 's.db'}",
     )
     check_estimators_overwrite_params("LRSearchCV", est)
+
+
+@pytest.mark.parametrize("sampler", ["auto", "tpe"])
+def test_study_names_are_readable_and_a_fit_logs_one_line(
+    digits, tmp_path: Path, sampler: str, capfd: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+) -> None:
+    X, y = digits
+    db = f"sqlite:///{tmp_path / 'studies.db'}"
+    est = SGDClassifier(learning_rate="constant", max_iter=3, random_state=0)
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    capfd.readouterr()
+    try:
+        _fit_twice(est, X, y, db, sampler, capfd)
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def _fit_twice(est, X, y, db: str, sampler: str, capfd: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    search = LRSearchCV(est, n_trials=2, cv=2, seed=0, storage=db, sampler=sampler).fit(X, y)
+    err = capfd.readouterr().err
+    name = search.study_.study_name
+    assert name.startswith("SGDClassifier.eta0.") and len(name.rsplit(".", 1)[1]) == 6
+    assert err.count("A new study created") == 1 and "Using an existing study" not in err, err
+    LRSearchCV(est, n_trials=2, cv=2, seed=0, storage=db, sampler=sampler).fit(X, y)
+    err = capfd.readouterr().err
+    assert "Using an existing study" not in err and "nothing was trained" in err, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import sqlite3
 from pathlib import Path
 
@@ -387,3 +388,34 @@ def test_a_trial_told_to_stop_is_recorded_as_stopped_even_if_it_returns(db: str)
     assert set(stopped["state"]) == {"PRUNED"}
     assert set(stopped["stop_reason"]) == {"nan"}
     assert set(table[table["lr"] < 0.01]["state"]) == {"COMPLETE"}
+
+
+@pytest.mark.parametrize("n_jobs", [1, 3, 6])
+def test_rechecks_do_not_shrink_with_workers_nor_crowd_out_a_small_study(db: str, n_jobs: int) -> None:
+    def study(n: int, name: str) -> list[optuna.trial.FrozenTrial]:
+        @autolr.tune(n_trials=n, seed=0, storage=db, study_name=name, sampler="tpe",
+                     pruner=False, show_progress_bar=False)
+        def train(lr: float, seed: int = 0) -> float:
+            time.sleep(0.02)
+            return abs(math.log10(lr) + 2) + 0.01 * seed
+
+        return train.run(n_jobs=n_jobs).study.trials
+
+    trials = [t for t in study(12, "twelve") if t.state.name == "COMPLETE"]  # not given back
+    rechecks = {t.user_attrs["autolr.recheck_of"] for t in trials if "autolr.recheck_of" in t.user_attrs}
+    assert len(rechecks) == 2 and len(trials) == 12
+    small = study(5, "five")  # the five planned points first: no room for re-checks
+    assert not any("autolr.recheck_of" in t.user_attrs for t in small)
+    assert len({t.params["lr"] for t in small if t.state.name == "COMPLETE"}) == 5
+
+
+def test_the_default_lr_comes_first_whatever_the_worker_index(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOLR_WORKER_INDEX", "3")  # a lone run under a scheduler's index
+
+    @autolr.tune(n_trials=1, storage=db, sampler="tpe", show_progress_bar=False)
+    def train(lr: float) -> float:
+        return lr
+
+    assert [t.params["lr"] for t in train.run().study.trials] == [1e-3]

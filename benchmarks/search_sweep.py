@@ -44,13 +44,15 @@ SeedFn = Callable[[int, int], int]  # (grid index, k-th run there) -> seed index
 
 POLICIES: dict[str, dict[str, Any]] = {
     "defaults": {},
+    "before: KEEP=3, HALF=0.5": {"KEEP": 3, "HALF": 0.5},
     "FIRST_BUDGET=1": {"FIRST_BUDGET": 1},
     "FIRST_BUDGET=3": {"FIRST_BUDGET": 3},
     "FIRST_BUDGET=4": {"FIRST_BUDGET": 4},
-    "KEEP=2": {"KEEP": 2},
+    "KEEP=3": {"KEEP": 3},
     "KEEP=4": {"KEEP": 4},
+    "KEEP=6": {"KEEP": 6},
     "HALF=0.33": {"HALF": 0.33},
-    "HALF=0.75": {"HALF": 0.75},
+    "HALF=0.5": {"HALF": 0.5},
     "FINISH=1": {"FINISH": 1},
     "FINISH=3": {"FINISH": 3},
     "GROW_POINTS=1": {"GROW_POINTS": 1},
@@ -60,8 +62,8 @@ POLICIES: dict[str, dict[str, Any]] = {
     "HALF_WIDTH=1.5": {"HALF_WIDTH": 1.5},
     "HALF_WIDTH=3": {"HALF_WIDTH": 3.0},
     "no default-lr anchor": {"_anchor": False},
-    "FIRST_BUDGET=3, KEEP=4": {"FIRST_BUDGET": 3, "KEEP": 4},
-    "FIRST_BUDGET=4, KEEP=4": {"FIRST_BUDGET": 4, "KEEP": 4},
+    "FIRST_BUDGET=3, KEEP=3, HALF=0.5": {"FIRST_BUDGET": 3, "KEEP": 3, "HALF": 0.5},
+    "FIRST_BUDGET=4, KEEP=3, HALF=0.5": {"FIRST_BUDGET": 4, "KEEP": 3, "HALF": 0.5},
     "full runs": {"_full": True},
 }
 """Policy name -> constant overrides (``_anchor``/``_full`` change the spec instead)."""

@@ -48,6 +48,8 @@ class Task:
     cap: float
     fn: TrainFn = field(repr=False)
     parts_fn: PartsFn | None = field(default=None, repr=False)
+    settings: str = ""
+    """The settings of a task built by :func:`mlp_task` (its train function is shared)."""
 
     @property
     def summary(self) -> str:
@@ -398,10 +400,13 @@ def mlp_task(
         model, optimizer, loss_fn, data = setup(lr, seed)
         return model, optimizer, loss_fn, batches_of(data, batch, seed)
 
+    settings = repr(dict(dataset=dataset, classification=classification, hidden=tuple(hidden),
+                         opt=opt, batch=batch, act=act, wd=wd, scale_x=scale_x,
+                         label_noise=label_noise, bn=bn, loss=loss, schedule=schedule))
     t = Task(name=name, family=family, description=inspect.cleandoc(description),
              default_lr=float(default_lr), epochs=epochs,
              direction="maximize" if metric == "accuracy" else "minimize", cap=float(cap),
-             fn=fn, parts_fn=parts)
+             fn=fn, parts_fn=parts, settings=settings)
     if name in REGISTRY:
         raise ValueError(f"task {name!r} registered twice")
     REGISTRY[name] = t

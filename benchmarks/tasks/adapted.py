@@ -72,7 +72,8 @@ def mnist_adadelta(lr: float, seed: int, report: ReportFn | None) -> float:
     fc 128, dropout 0.5, log-softmax), ``Adadelta(lr=1.0)``, ``StepLR(step_size=1, gamma=0.7)``,
     batch 64, NLL loss; on digits 8x8 instead of MNIST (fc1 input 256; 640 training images), 5 epochs instead
     of 14.
-    Reports the validation NLL. The script's default lr=1.0; the good region is around 1-3."""
+    Reports the validation NLL. The script's default lr=1.0; on these data the hit band is 2.4-7.5 (the issue measured
+    1.2-2.9 on the script itself)."""
     import torch
 
     model, opt, loss_fn, _ = _mnist_parts(lr, seed)

@@ -66,3 +66,37 @@ def test_judge_and_replay_on_the_cached_oracle() -> None:
     rt.train(1e-3, seed=5, report=lambda v, e: seen.append((v, e)))
     assert [e for _, e in seen] == list(range(1, len(seen) + 1))
     assert rt.reports == len(seen) and rt.cost == len(seen) / rt.epochs
+
+
+def test_search_simulation_picks_what_the_library_picks_on_replay() -> None:
+    """The policy sweep's simulation of autolr's search (benchmarks/search_sweep.py) must make
+    the real library's pick at the real library's cost; when autolr's loop changes, the sim
+    has to follow."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.replay import Curves
+    from benchmarks.search_sweep import round_robin, simulate
+    from benchmarks.tuners import TUNERS
+
+    curves = Curves()
+    for name in ("diabetes_wide_adam", "heavy_tail_sgdm", "mnist_adadelta"):
+        real_task, sim_task = curves.task(name), curves.task(name)
+        real = TUNERS["autolr"](real_task, seed=1)
+        lr = simulate(sim_task, round_robin(1), {})
+        assert real.lr is not None and lr is not None
+        assert abs(real.lr / lr - 1) < 1e-6, (name, real.lr, lr)
+        assert real_task.reports == sim_task.reports, name
+
+
+def test_oracle_cache_notices_a_changed_task() -> None:
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT))
+    import dataclasses
+
+    from benchmarks.oracle import task_config
+    from benchmarks.tasks import TASKS
+
+    t = TASKS["digits_adam"]
+    assert task_config(t) != task_config(dataclasses.replace(t, settings=t.settings + "x"))
+    assert task_config(t) != task_config(dataclasses.replace(t, epochs=t.epochs + 1))
+    assert task_config(t) == task_config(dataclasses.replace(t, description="other words"))

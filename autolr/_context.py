@@ -61,7 +61,10 @@ def as_number(value: object, *, what: str) -> float:
     if isinstance(value, bool):
         raise TypeError(f"{what}: expected a real number, got bool {value!r}")
     if isinstance(value, Real):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int past float's range (10**400): as large as inf
+            return math.inf if value > 0 else -math.inf  # type: ignore[operator]
     item = getattr(value, "item", None)
     if callable(item) and getattr(value, "shape", None) in ((), (1,), [1]):
         try:
@@ -76,6 +79,10 @@ def as_number(value: object, *, what: str) -> float:
     )
 
 
+#: The largest step a report may have: PostgreSQL's and MySQL's INTEGER column (SQLite: 2**63-1).
+MAX_STEP = 2**31 - 1
+
+
 def _as_step(step: object, last: int | None) -> int:
     """The step of a report: ``None`` is the next one; an int >= 0 above the last one."""
     if step is None:
@@ -85,8 +92,11 @@ def _as_step(step: object, last: int | None) -> int:
             f"autolr.report(step): expected an int >= 0 or None, got {type(step).__name__}"
         )
     step = int(step)
-    if step < 0:
-        raise ValueError(f"autolr.report(step): expected an int >= 0, got {step}")
+    if step < 0 or step > MAX_STEP:
+        raise ValueError(
+            f"autolr.report(step): expected an int from 0 to {MAX_STEP} (2**31 - 1, what every "
+            f"storage holds), got {step}"
+        )
     if last is not None and step <= last:
         raise ValueError(f"autolr.report(step): steps must increase; got {step} after {last}")
     return step

@@ -51,8 +51,8 @@ def _insert_rdb(backend: object, trial_id: int, items: list[tuple[int, float]]) 
             # Optuna's model column reads as a TrialState at run time; its typing says Column
             backend.check_trial_is_updatable(trial_id, trial.state)  # type: ignore[arg-type]
             session.execute(sqlalchemy.insert(model), rows)
-    except optuna.exceptions.StorageInternalError as exc:
-        if isinstance(exc.__cause__, sqlalchemy.exc.IntegrityError):
-            return False  # a step already stored: let Optuna update it row by row
-        raise
+    except optuna.exceptions.StorageInternalError:
+        # A step already stored, or a lost connection: write row by row through the storage,
+        # which updates a stored step and reconnects and retries (autolr._storage).
+        return False
     return True

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import socket
 import threading
 import time
@@ -29,6 +30,16 @@ from autolr._schema import ATTR_HEARTBEAT, TrialView
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
+
+#: Set in the environment of worker processes (``workers=``/``executor=`` jobs): they leave the
+#: one "interrupted" message to the parent, and ``run(workers=)`` refuses to nest.
+CHILD_ENV = "AUTOLR_WORKER_CHILD"
+
+
+def in_worker_job() -> bool:
+    """Whether this process runs a job of ``run(workers=)`` or ``run(executor=)``."""
+    return bool(os.environ.get(CHILD_ENV))
+
 
 #: Seconds between two heartbeats (``AUTOLR_HEARTBEAT_INTERVAL`` overrides).
 HEARTBEAT_INTERVAL_S = 10.0
@@ -88,28 +99,59 @@ def _proc_start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+#: A random id for this process, so no two workers ever share an identity (two containers with
+#: one hostname may both run their worker as pid 1). Regenerated in a forked child.
+_TOKEN: dict[int, str] = {}
+
+
+def _pid_namespace() -> str:
+    """The inode of this process's PID namespace (Linux), or ``?``: pids mean something only
+    within one namespace."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return "?"
+    return "".join(c for c in link if c.isdigit()) or "?"
+
+
 def worker_id() -> str:
-    """``host:pid:start`` naming this process, stored on each trial it runs."""
+    """``host:pid:start:pidns:token`` naming this process, stored on each trial it runs.
+
+    The random ``token`` makes it unique everywhere; host, PID namespace, pid and start time let
+    a worker on the same host and namespace see at once that the process is gone.
+    """
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_proc_start_time(pid) or '?'}"
+    token = _TOKEN.get(pid)
+    if token is None:
+        token = _TOKEN.setdefault(pid, secrets.token_hex(6))
+    return f"{socket.gethostname()}:{pid}:{_proc_start_time(pid) or '?'}:{_pid_namespace()}:{token}"
 
 
 def worker_is_dead(worker: str | None) -> bool:
     """True when ``worker`` (from :func:`worker_id`) names a process on this host that is gone.
 
-    Unknown (another host, or no record) is not dead: those trials are left to heartbeats.
+    Unknown (another host, another PID namespace, or no record) is not dead: those trials are
+    left to heartbeats.
     """
-    if not worker:
+    if not worker or not isinstance(worker, str):
+        return False
+    parts = worker.split(":")
+    if len(parts) == 5:
+        host, pid_s, start, ns, _ = parts
+        if ns != _pid_namespace():
+            return False  # another PID namespace (a container): its pids are not ours
+    elif len(parts) == 3:  # written by an older autolr: host:pid:start
+        host, pid_s, start = parts
+    else:
         return False
     try:
-        host, pid_s, start = worker.rsplit(":", 2)
         pid = int(pid_s)
     except ValueError:
         return False
     if host != socket.gethostname():
         return False
-    if pid == os.getpid():
-        return False
+    if pid == os.getpid():  # this pid is ours now: dead only if it was an earlier process's
+        return start != "?" and start != _proc_start_time(pid)
     now = _proc_start_time(pid)
     if now is None:
         try:

@@ -29,7 +29,7 @@ from typing import TypeAlias
 
 import optuna
 
-from autolr import _record, _storage
+from autolr import _liveness, _record, _storage
 from autolr._config import TuneConfig
 from autolr._context import TrialContext, TrialPruned, active, as_number
 from autolr._liveness import Heartbeat
@@ -206,7 +206,12 @@ def run_loop(run: Run, stop: threading.Event | None = None) -> None:
         fixed: dict[str, object] | None = None if step.lr is None else {PARAM: step.lr}
         trial = _record.start(run.study, worker=run.worker, recheck=step.recheck, params=fixed)
         cap = run.n_trials if step.cap is None else step.cap
-        if is_surplus(run.study, trial, cap) or _taken(run, step, trial.number):
+        try:
+            surplus = is_surplus(run.study, trial, cap) or _taken(run, step, trial.number)
+        except KeyboardInterrupt:
+            _record.interrupted(run.study, trial)  # Ctrl-C before the trial ran
+            raise
+        if surplus:
             _record.release(run.study, trial)
             continue
         seed = step.recheck.seed if step.recheck is not None else None
@@ -220,6 +225,8 @@ def run_loop(run: Run, stop: threading.Event | None = None) -> None:
                 file=sys.stderr,
             )
         except KeyboardInterrupt:
+            if _liveness.in_worker_job():
+                raise  # the parent says it, once for all its workers
             done = Slots.of(views(run.study.get_trials(deepcopy=False))).finished
             print(
                 f"\nautolr: interrupted; study {run.study.study_name!r} keeps {done} of "

@@ -164,10 +164,19 @@ def finish(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
         storage.set_trial_user_attr(trial_id, ATTR_EXCEPTION, outcome.exception)
     if outcome.step is not None:
         storage.set_trial_user_attr(trial_id, ATTR_STOP_STEP, outcome.step)
-    if outcome.state == TrialState.COMPLETE:
-        study.tell(trial, outcome.value)
-    else:
-        study.tell(trial, state=outcome.state)
+    try:
+        if outcome.state == TrialState.COMPLETE:
+            study.tell(trial, outcome.value)
+        else:
+            study.tell(trial, state=outcome.state)
+    except ValueError:
+        # Optuna refuses to tell a finished trial ("Cannot tell a FAIL trial"): another worker
+        # failed it as stale while this one was stopped (SIGSTOP, a swapped-out host).
+        if storage.get_trial(trial_id).state.is_finished():
+            raise optuna.exceptions.UpdateFinishedTrialError(
+                f"trial {trial.number} was already finished by another worker"
+            ) from None
+        raise
 
 
 def interrupted(study: optuna.Study, trial: optuna.Trial, *, retry: bool = True) -> None:
@@ -229,6 +238,7 @@ def recover_stale(
     storage_arg: StorageArg,
     *,
     retry: bool = True,
+    reason: StopReason = StopReason.CRASHED,
 ) -> bool:
     """Fail RUNNING trials whose process is gone or silent, and queue their lr again (once).
 
@@ -240,6 +250,6 @@ def recover_stale(
     recovered = False
     for t in trials:
         if t.state == "RUNNING" and _liveness.is_stale(t, grace=grace):
-            fail_and_retry(study, t, StopReason.CRASHED, storage_arg, retry=retry)
+            fail_and_retry(study, t, reason, storage_arg, retry=retry)
             recovered = True
     return recovered

@@ -21,6 +21,7 @@ trials still parked are recorded as ``interrupted`` and run again on resume.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import threading
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from autolr import _record, _storage
+from autolr import _liveness, _record, _storage
 from autolr._context import TrialContext, TrialPruned, active
 from autolr._liveness import Heartbeat
 from autolr._loop import POLL_S, Run, read_trials, record_outcome, worker_number
@@ -78,6 +79,7 @@ class SearchWorker:
     # -- one turn ------------------------------------------------------------------------------
     def turn(self, trials: list[TrialView]) -> bool:
         """Carry out the search's next decision; False when the search is over."""
+        self.drop_lost(trials)
         found = seen(trials, direction=self.run.config.direction, paused=self.live)
         actions = decide(self.spec, found, length=run_length(trials))
         for action in actions:
@@ -101,6 +103,17 @@ class SearchWorker:
     def begin(self, x: float, budget: int | None, trials: Sequence[TrialView]) -> None:
         run = self.run
         trial = _record.start(run.study, worker=run.worker, params={PARAM: 10.0**x})
+        try:
+            self._begin(trial, x, budget, trials)
+        except KeyboardInterrupt:
+            if trial.number not in self.live:  # Ctrl-C before the trial was tracked
+                _record.interrupted(run.study, trial, retry=False)
+            raise
+
+    def _begin(
+        self, trial: optuna.Trial, x: float, budget: int | None, trials: Sequence[TrialView]
+    ) -> None:
+        run = self.run
         if _taken(run.study, trial.number, x):
             _record.release(run.study, trial)  # another worker started this lr a moment ago
             return
@@ -118,8 +131,34 @@ class SearchWorker:
 
     def advance(self, number: int, budget: int | None) -> None:
         live = self.live[number]
-        live.trial.storage.set_trial_user_attr(live.trial._trial_id, ATTR_PAUSED_AT, None)
+        try:
+            live.trial.storage.set_trial_user_attr(live.trial._trial_id, ATTR_PAUSED_AT, None)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.lose([number])
+            return
         self.settle(number, live.call.run(budget))
+
+    def drop_lost(self, trials: Sequence[TrialView]) -> None:
+        """Forget this worker's trials that another worker failed as stale (this process was
+        stopped, or too slow to beat, for longer than the grace period)."""
+        state = {t.number: t.state for t in trials}
+        self.lose([n for n in self.live if state.get(n, "RUNNING") != "RUNNING"])
+
+    def lose(self, numbers: Sequence[int]) -> None:
+        """Drop ``numbers`` (finished by another worker): their results are not recorded."""
+        if not numbers:
+            return
+        for number in numbers:
+            live = self.live.pop(number)
+            Heartbeat.get().discard(live.trial._trial_id)
+            if live.call.alive:
+                live.call.stop(_Abandoned())
+        shown = ", ".join(str(n) for n in numbers)
+        print(
+            f"autolr: trial {shown} was failed as stale by another worker (no heartbeat within "
+            "the grace period); its result is dropped and the search runs its lr again",
+            file=sys.stderr,
+        )
 
     def halt(self, number: int, reason: str) -> None:
         live = self.live.get(number)
@@ -143,15 +182,23 @@ class SearchWorker:
         """Record what a run of the trial came to (a pause is kept; anything else is final)."""
         live = self.live[number]
         if outcome.kind == "paused":
-            live.trial.storage.set_trial_user_attr(
-                live.trial._trial_id, ATTR_PAUSED_AT, outcome.reports
-            )
+            try:
+                live.trial.storage.set_trial_user_attr(
+                    live.trial._trial_id, ATTR_PAUSED_AT, outcome.reports
+                )
+            except optuna.exceptions.UpdateFinishedTrialError:
+                self.lose([number])
             return
         del self.live[number]
         Heartbeat.get().discard(live.trial._trial_id)
-        record_outcome(
-            self.run, live.trial, live.ctx, value=outcome.value, error=outcome.error, retry=False
-        )
+        try:
+            record_outcome(
+                self.run, live.trial, live.ctx, value=outcome.value, error=outcome.error,
+                retry=False,
+            )
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.live[number] = live
+            self.lose([number])
 
     def abandon(self) -> None:
         """The loop ends before the search does: this worker's unrecorded trials (parked, or
@@ -161,7 +208,8 @@ class SearchWorker:
             Heartbeat.get().discard(live.trial._trial_id)
             if live.call.alive:
                 live.call.stop(_Abandoned())  # the trial unwinds through its own cleanup
-            _record.interrupted(self.run.study, live.trial, retry=False)
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                _record.interrupted(self.run.study, live.trial, retry=False)
 
 
 def _taken(study: optuna.Study, number: int, x: float) -> bool:
@@ -196,6 +244,8 @@ def run_search(run: Run, spec: SearchSpec, stop: threading.Event | None = None) 
                 )
     except KeyboardInterrupt:
         worker.abandon()
+        if _liveness.in_worker_job():
+            raise  # the parent says it, once for all its workers
         trials = read_trials(run, retry=False)
         reports = sum(len(t.intermediate) for t in trials)
         print(

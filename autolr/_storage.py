@@ -7,12 +7,15 @@ and whether it is still alive, is :mod:`autolr._liveness`.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import random
 import re
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -277,6 +280,109 @@ def _sqlite_pragmas(storage: RDBStorage) -> None:
     engine.dispose()  # connections made while creating the tables reconnect with the pragma
 
 
+#: Seconds a storage call is retried on a lost connection or a locked database before it fails
+#: (``AUTOLR_STORAGE_RETRY`` overrides).
+STORAGE_RETRY_S = 300.0
+_TRANSIENT_RE = re.compile(
+    r"database is locked|database table is locked|server closed the connection|terminating "
+    r"connection|connection (?:was |is )?(?:closed|refused|reset|lost)|lost connection|gone away|"
+    r"could not connect|SSL SYSCALL|broken pipe|deadlock|could not serialize",
+    re.I,
+)
+_said_retrying: list[bool] = []
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise StorageError(f"{name}: expected seconds > 0, got {raw!r}") from None
+    if not value > 0:
+        raise StorageError(f"{name}: expected seconds > 0, got {raw!r}")
+    return value
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a storage error that a retry may cure: a dropped connection (a server
+    restarted, ``pg_terminate_backend``), a locked SQLite file, a deadlock."""
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if (
+            sqlalchemy_exc is not None and isinstance(seen, sqlalchemy_exc.DBAPIError)
+            and seen.connection_invalidated
+        ):
+            return True
+        if _TRANSIENT_RE.search(str(seen)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _retrying(method: Callable[..., object]) -> Callable[..., object]:
+    @functools.wraps(method)
+    def call(self: object, *args: object, **kwargs: object) -> object:
+        bound = _env_float("AUTOLR_STORAGE_RETRY", STORAGE_RETRY_S)
+        deadline = time.monotonic() + bound
+        delay = 0.05
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - only transient ones are retried
+                if not is_transient(exc):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(
+                        f"storage: still failing after {bound:g} s of retries: "
+                        f"{mask(_first_line(exc))}"
+                    ) from exc
+                if not _said_retrying:
+                    _said_retrying.append(True)
+                    print(
+                        f"autolr: the storage failed ({mask(_first_line(exc))}); reconnecting "
+                        f"and retrying for up to {bound:g} s",
+                        file=sys.stderr,
+                    )
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 5.0)
+
+    return call
+
+
+def _first_line(exc: BaseException) -> str:
+    root: BaseException = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    text = str(root).strip()
+    return f"{type(root).__name__}: {text.splitlines()[0] if text else ''}"[:300]
+
+
+class _ResilientRDBStorage(RDBStorage):
+    """Optuna's RDB storage, whose every call reconnects and retries transient errors
+    (bounded, :data:`STORAGE_RETRY_S`), saying so once per process."""
+
+
+for _name in [n for n in dir(BaseStorage) if not n.startswith("_")] + ["_get_trials"]:
+    if _name in ("get_heartbeat_interval", "get_heartbeat_stale_trial_callback"):
+        continue
+    _method = getattr(RDBStorage, _name, None)
+    if callable(_method):
+        setattr(_ResilientRDBStorage, _name, _retrying(_method))
+
+
+#: Set by a worker job to :func:`schema_token` of the URL whose schema its parent checked (and
+#: created): the worker skips Optuna's table creation and Alembic's version check (~0.4 s each).
+SCHEMA_CHECKED_ENV = "AUTOLR_SCHEMA_CHECKED"
+
+
+def schema_token(url: str) -> str:
+    """A digest naming ``url`` (never the URL itself: it may hold a password)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 def is_memory_url(url: object) -> bool:
     """Whether ``url`` is SQLite in the memory of this process (``sqlite:///:memory:``)."""
     return isinstance(url, str) and url.split("?", 1)[0].lower() == "sqlite:///:memory:"
@@ -287,7 +393,8 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
 
     engine_kwargs: dict[str, object] = {}
     if sqlite:
-        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+        timeout = _env_float("AUTOLR_SQLITE_TIMEOUT", SQLITE_TIMEOUT_S)
+        engine_kwargs["connect_args"] = {"timeout": timeout}
         if create:
             _sqlite_wal(sqlite_path(url))
     elif is_memory_url(url):
@@ -297,11 +404,15 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
 
         engine_kwargs["poolclass"] = StaticPool
         engine_kwargs["connect_args"] = {"check_same_thread": False}
+    else:  # a server: test a pooled connection before use (it may have been dropped meanwhile)
+        engine_kwargs["pool_pre_ping"] = True
+    checked = os.environ.get(SCHEMA_CHECKED_ENV) == schema_token(url)
     try:
         for attempt in range(SCHEMA_RETRIES):
             try:
-                storage = RDBStorage(
-                    url, engine_kwargs=engine_kwargs, skip_table_creation=not create
+                storage = _ResilientRDBStorage(
+                    url, engine_kwargs=engine_kwargs, skip_table_creation=not create or checked,
+                    skip_compatibility_check=checked,
                 )
                 if sqlite:
                     _sqlite_pragmas(storage)

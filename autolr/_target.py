@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import inspect
@@ -136,6 +137,60 @@ def locate(fn: Callable[..., object], holder: object) -> str:
             )
         return f"{os.path.abspath(path)}:{name}"
     return f"{module.__name__}:{name}"
+
+
+def check_importable(spec: str) -> None:
+    """Refuse, in the parent, a script's train function that an importing worker would not find.
+
+    A worker imports the script without running its ``if __name__ == "__main__":`` block, so a
+    function decorated inside it (or defined by ``exec``) exists only here: a one-line TypeError
+    now instead of every worker failing with "has no attribute" later.
+    """
+    target, _, name = spec.rpartition(":")
+    if not _is_path(target):
+        return  # a package module, found in sys.modules by locate(): importable as is
+    try:
+        tree = ast.parse(Path(target).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return  # the worker's import will say what is wrong with the file
+    if name not in _module_names(tree.body):
+        raise TypeError(
+            f"workers: {name!r} is not defined at module level of {target} (it is made under "
+            "`if __name__ == \"__main__\":` or at run time), and worker processes import that "
+            f"file without running that block; decorate `{name}` at module level, or use n_jobs="
+        )
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    return (
+        isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
+    )
+
+
+def _module_names(body: list[ast.stmt]) -> set[str]:
+    """Names a module binds when it is imported (main-guarded blocks skipped)."""
+    names: set[str] = set()
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.If):
+            if not _is_main_guard(node.test):
+                names |= _module_names(node.body)
+            names |= _module_names(node.orelse)
+        elif isinstance(node, (ast.Try, ast.With, ast.For, ast.While)):
+            for field in ("body", "orelse", "finalbody"):
+                names |= _module_names(getattr(node, field, []))
+            for handler in getattr(node, "handlers", []):
+                names |= _module_names(handler.body)
+    return names
 
 
 def import_spec(spec: str) -> object:

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import pickle
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Generic, Literal, ParamSpec, TypeVar, overload
 
 import optuna
@@ -93,6 +97,7 @@ class Tuned(Generic[P, R]):
         workers: int | None = None,
         fresh: bool = False,
         allow_changed: bool = False,
+        executor: Executor | None = None,
         **train_kwargs: object,
     ) -> Result:
         """Run (or resume) the study until it holds ``n_trials`` finished trials.
@@ -112,6 +117,10 @@ class Tuned(Generic[P, R]):
             allow_changed: resume although the train function's code, its parameters or these
                 ``train_kwargs`` differ from the ones the study was made with (refused by
                 default with one line saying what changed); the change is recorded.
+            executor: run the workers as jobs of this ``concurrent.futures.Executor`` instead:
+                a Dask client's ``client.get_executor()``, ``autolr.ray.RayExecutor()``, a
+                ``ProcessPoolExecutor``... ``workers`` jobs are submitted (default: the
+                executor's ``max_workers``); the storage must reach every machine of it.
             **train_kwargs: passed to every call of the train function (pickled for ``workers``).
 
         Returns:
@@ -129,8 +138,8 @@ class Tuned(Generic[P, R]):
         try:
             return self._run(
                 n_trials=n_trials, timeout=timeout, show_progress_bar=show_progress_bar,
-                n_jobs=n_jobs, workers=workers, fresh=fresh, allow_changed=allow_changed,
-                train_kwargs=train_kwargs,
+                n_jobs=n_jobs, workers=workers, executor=executor, fresh=fresh,
+                allow_changed=allow_changed, train_kwargs=train_kwargs,
             )
         except KeyboardInterrupt:
             # Ctrl-C: the loop has recorded the trial and said how to resume; the traceback
@@ -145,6 +154,7 @@ class Tuned(Generic[P, R]):
         show_progress_bar: bool | None,
         n_jobs: int,
         workers: int | None,
+        executor: Executor | None,
         fresh: bool,
         allow_changed: bool,
         train_kwargs: dict[str, object],
@@ -156,15 +166,29 @@ class Tuned(Generic[P, R]):
         fingerprint = Fingerprint.of(self.fn, train_kwargs)
         _target.check_not_importing()
         procs, n_jobs = _scaleout.check_workers(workers, n_jobs)
-        if procs:
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError(
+                f"executor: expected a concurrent.futures.Executor (e.g. a Dask client's "
+                f"get_executor()), got {type(executor).__name__}"
+            )
+        if isinstance(executor, ThreadPoolExecutor):
+            raise ValueError(
+                "executor: a ThreadPoolExecutor runs jobs in this process; use n_jobs= for threads"
+            )
+        if procs or executor is not None:
+            if executor is not None:
+                procs = _scaleout.executor_size(executor, procs)
             url = _scaleout.process_storage(config.storage)
             spec = _target.locate(self.fn, self)
+            _target.check_importable(spec)
             config = dataclasses.replace(config, storage=url)
-            study = _scaleout.run_processes(
-                config, self.study_name, spec, workers=procs, kwargs=train_kwargs,
-                default_lr=self.target.default_lr, fingerprint=fingerprint,
+            study = _scaleout.run_many(
+                config, self.study_name, spec, job=worker_job, executor=executor, workers=procs,
+                kwargs=train_kwargs, default_lr=self.target.default_lr, fingerprint=fingerprint,
             )
-            return Result(study)
+            result = Result(study)
+            record_recommendation(study, result)
+            return result
         try:
             return self._run_here(config, n_jobs, train_kwargs, fingerprint)
         except Exception as exc:
@@ -214,8 +238,48 @@ class Tuned(Generic[P, R]):
         finally:
             bar.close()
         result = Result(study)
-        record_recommendation(study, result)  # shown in optuna-dashboard
+        if not _liveness.in_worker_job():  # the parent of the jobs records it once, at the end
+            record_recommendation(study, result)  # shown in optuna-dashboard
         return result
+
+
+def load_tuned(spec: str) -> Tuned[..., object]:
+    """Import ``path/to/train.py:train`` or ``package.module:train`` and return it as a Tuned.
+
+    A plain function (not decorated) is wrapped with :func:`autolr.tune`'s defaults.
+    """
+    obj = _target.import_spec(spec)
+    if isinstance(obj, Tuned):
+        return obj
+    if callable(obj):
+        return tune(obj)
+    raise TypeError(f"worker: {spec!r} is a {type(obj).__name__}, expected a function")
+
+
+def worker_job(header: Mapping[str, object], kwargs_blob: bytes) -> None:
+    """One worker of ``run(workers=k)`` or ``run(executor=...)``, wherever the executor runs it:
+    import the train function named in ``header``, and run it on the shared study."""
+    if header.get("parent") == os.getpid():
+        raise RuntimeError(
+            "executor: it ran a worker job in the process that called run(); workers need "
+            "processes of their own (use n_jobs= for threads)"
+        )
+    for p in reversed(list(header["sys_path"])):  # type: ignore[call-overload]
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    os.environ["AUTOLR_WORKER_INDEX"] = str(header["index"])
+    os.environ[_scaleout.CHILD_ENV] = "1"  # no run(workers=) inside a worker
+    # The parent created the tables and checked the schema version of this very storage.
+    os.environ[_storage.SCHEMA_CHECKED_ENV] = _storage.schema_token(str(header["storage"]))
+    tuned = load_tuned(str(header["spec"]))
+    kwargs = pickle.loads(kwargs_blob)  # only now: may hold classes defined in the script
+    config = dataclasses.replace(
+        tuned.config, storage=str(header["storage"]), study_name=str(header["study_name"])
+    )
+    Tuned(tuned.fn, config).run(
+        n_trials=header["n_trials"], timeout=header["timeout"],  # type: ignore[arg-type]
+        show_progress_bar=False, **kwargs,
+    )
 
 
 @overload

@@ -1,8 +1,8 @@
 """A worker: import the train function by its path and run the study's loop, anywhere.
 
-Two ways in, one loop: a process started by ``train.run(workers=k)`` runs :func:`child` with the
-job file :mod:`autolr._scaleout` wrote; ``autolr worker path/to/train.py:train --storage URL``
-on any machine runs :func:`run_worker` (its options: :func:`build_parser`). Both import the
+Two ways in, one loop: ``train.run(workers=k)`` and ``run(executor=...)`` run
+:func:`autolr._tune.worker_job` in each worker; ``autolr worker path/to/train.py:train --storage
+URL`` on any machine runs :func:`run_worker` (its options: :func:`build_parser`). Both import the
 function with :func:`autolr._target.import_spec` and call ``run()`` on a copy of it pointed at
 the shared storage and study.
 """
@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import hashlib
 import os
-import pickle
 import sys
 import traceback
 from collections.abc import Sequence
@@ -23,51 +22,17 @@ from autolr._config import IntAtLeast, StorageArg
 from autolr._liveness import worker_id
 from autolr._sampling import worker_index
 from autolr._schema import counted, views
-from autolr._target import import_spec
-from autolr._tune import Tuned, tune
+from autolr._tune import Tuned, load_tuned
 
 
-def load_target(spec: str) -> Tuned[..., object]:
-    """Import ``path/to/train.py:train`` or ``package.module:train`` and return it as a Tuned.
-
-    A plain function (not decorated) is wrapped with :func:`autolr.tune`'s defaults.
-    """
-    obj = import_spec(spec)
-    if isinstance(obj, Tuned):
-        return obj
-    if callable(obj):
-        return tune(obj)
-    raise TypeError(f"worker: {spec!r} is a {type(obj).__name__}, expected a function")
+#: ``path/to/train.py:train`` as a Tuned (a plain function gets autolr.tune's defaults).
+load_target = load_tuned
 
 
 def _on(tuned: Tuned[..., object], storage: StorageArg, study_name: str) -> Tuned[..., object]:
     """``tuned`` with the same options, on ``storage`` and study ``study_name``."""
     config = dataclasses.replace(tuned.config, storage=storage, study_name=study_name)
     return Tuned(tuned.fn, config)
-
-
-def child(job: str) -> int:
-    """Entry point of a process started by :func:`autolr._scaleout.run_processes`."""
-    with open(job, "rb") as f:
-        header, kwargs_blob = pickle.load(f)
-    for p in reversed(header["sys_path"]):
-        if p not in sys.path:
-            sys.path.insert(0, p)
-    try:
-        tuned = load_target(header["spec"])
-        # Unpickled only now: the kwargs may hold objects of classes defined in the script.
-        kwargs = pickle.loads(kwargs_blob)
-        worker = _on(tuned, header["storage"], header["study_name"])
-        worker.run(
-            n_trials=header["n_trials"], timeout=header["timeout"], show_progress_bar=False,
-            **kwargs,
-        )
-    except KeyboardInterrupt:
-        return 130
-    except BaseException as exc:  # noqa: BLE001 - print it without the storage password
-        sys.stderr.write(_storage.mask("".join(traceback.format_exception(exc))))
-        return 1
-    return 0
 
 
 # ----------------------------------------------------------------------------- command line

@@ -1,9 +1,12 @@
 """Scale-out benchmark: trials per second with 1, 2 and 4 worker processes on each storage.
 
 Every cell is one fresh study of ``--trials`` trials of a CPU-bound train function (pure-Python
-arithmetic, ``--work-ms`` (default 250) of one core per trial), run with ``train.run(workers=k)``; the
-wall time counts from the call to its return, so it includes starting the worker processes
-(Python + Optuna imports) and the end of the study (the last trials finishing).
+arithmetic, ``--work-ms`` (default 250) of one core per trial, TPE sampler), run with
+``train.run(workers=k)``; the wall time counts from the call to its return, so it includes
+starting the worker processes (Python + Optuna imports) and the end of the study (the last trials
+finishing). Each cell also shows the CPU seconds of all processes (steadier than wall time on a
+shared machine). ``--plain`` adds rows of plain Optuna: k processes of ``study.optimize`` with the
+same work, the fixed cost autolr is compared with.
 
 Run from the repository root::
 
@@ -21,7 +24,9 @@ import datetime
 import math
 import os
 import platform
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,7 +67,7 @@ def _iterations() -> int:
     return _CALIBRATED[0]
 
 
-@autolr.tune(n_trials=40, seed=0, show_progress_bar=False)
+@autolr.tune(n_trials=40, seed=0, sampler="tpe", show_progress_bar=False)
 def train(lr: float) -> float:
     """CPU-bound: a fixed amount of arithmetic, then a smooth function of log10(lr)."""
     _spin(_iterations())
@@ -110,17 +115,59 @@ def _redis(base: str) -> Iterator[str]:
             client.delete(*keys)
 
 
-def _cell(storage: str, workers: int, trials: int) -> float:
-    """Wall seconds of one study of ``trials`` trials run by ``workers`` processes."""
+#: Plain Optuna, for comparison: one process of ``study.optimize`` with the same work and sampler.
+PLAIN = """
+import math, sys, optuna
+sys.path.insert(0, sys.argv[5])
+from benchmarks.scaleout import _spin
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+def objective(trial):
+    lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+    _spin(int(sys.argv[3]))
+    return (math.log10(lr) + 2.5) ** 2
+study = optuna.load_study(study_name="train", storage=sys.argv[1],
+                          sampler=optuna.samplers.TPESampler(seed=int(sys.argv[4])))
+study.optimize(objective, n_trials=int(sys.argv[2]))
+"""
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its waited-for children (stable on a busy machine)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _plain(storage: str, workers: int, trials: int) -> None:
+    """``workers`` processes of plain Optuna ``optimize(n_trials=trials / workers)``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.create_study(study_name="train", storage=storage)
+    root = str(Path(__file__).resolve().parents[1])
+    procs = [
+        subprocess.Popen([sys.executable, "-c", PLAIN, storage, str(trials // workers),
+                          str(_iterations()), str(i), root])
+        for i in range(workers)
+    ]
+    for p in procs:
+        if p.wait() != 0:
+            raise AssertionError("a plain Optuna process failed")
+
+
+def _cell(storage: str, workers: int, trials: int, plain: bool = False) -> tuple[float, float]:
+    """Wall and CPU seconds of one study of ``trials`` trials run by ``workers`` processes."""
     os.environ["AUTOLR_STORAGE"] = storage  # train has no storage= of its own; workers inherit
-    t0 = time.perf_counter()
-    train.run(workers=workers, n_trials=trials, show_progress_bar=False)
-    wall = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), _cpu()
+    if plain:
+        _plain(storage, workers, trials)
+    else:
+        train.run(workers=workers, n_trials=trials, show_progress_bar=False)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
     study = autolr.load("train", storage=storage).study  # the fresh study of this cell
     done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE")
     if done != trials:
         raise AssertionError(f"{autolr._storage.mask(storage)}: {done} trials, expected {trials}")
-    return wall
+    return wall, cpu
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -134,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--storages", nargs="+", default=["sqlite", "journal", "postgres", "redis"],
         choices=["sqlite", "journal", "postgres", "redis"],
     )
+    p.add_argument("--plain", action="store_true",
+                   help="also run plain Optuna processes (study.optimize) with the same work")
     p.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = p.parse_args(argv)
@@ -152,16 +201,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for key in args.storages:
             label, make = makers[key]
-            cells = []
-            for k in args.workers:
-                walls = []
-                for _ in range(args.repeat):
-                    with make() as url:
-                        walls.append(_cell(url, k, args.trials))
-                wall = min(walls)
-                cells.append((k, wall))
-                print(f"  {label:22s} workers={k}: {wall:6.1f} s", file=sys.stderr, flush=True)
-            rows.append((label, cells))
+            for plain in ([False, True] if args.plain else [False]):
+                cells = []
+                for k in args.workers:
+                    runs = []
+                    for _ in range(args.repeat):
+                        with make() as url:
+                            runs.append(_cell(url, k, args.trials, plain))
+                    wall, cpu_s = min(runs)
+                    cells.append((k, wall, cpu_s))
+                    name = f"{label}{', plain Optuna' if plain else ''}"
+                    print(f"  {name:36s} workers={k}: {wall:6.1f} s, cpu {cpu_s:6.1f} s",
+                          file=sys.stderr, flush=True)
+                rows.append((name, cells))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -175,11 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"`python -m benchmarks.scaleout {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip()
         + "\n"
     )
-    head = "| storage | " + " | ".join(f"{k} worker{'s' if k > 1 else ''}: wall s / trials/s" for k in args.workers) + " |"
+    head = "| storage | " + " | ".join(f"{k} worker{'s' if k > 1 else ''}: wall s / CPU s" for k in args.workers) + " |"
     print(head)
     print("|" + " --- |" * (len(args.workers) + 1))
     for label, cells in rows:
-        print(f"| {label} | " + " | ".join(f"{w:.1f} / {args.trials / w:.2f}" for _, w in cells) + " |")
+        print(f"| {label} | " + " | ".join(f"{w:.1f} / {c:.1f}" for _, w, c in cells) + " |")
     return 0
 
 

@@ -47,7 +47,7 @@ cluster = autolr.tune(study_name="cluster", show_progress_bar=False)(loss)
 
 def summary(result: autolr.Result) -> str:
     trials = result.study.get_trials(deepcopy=False)
-    workers = {t.user_attrs.get("autolr.worker", "?").rsplit(":", 2)[1] for t in trials}
+    workers = {t.user_attrs.get("autolr.worker", "?").split(":")[1] for t in trials}
     return f"{len(trials)} trials, by {len(workers)} processes; best lr {result.best_lr:.2e}"
 
 

@@ -97,3 +97,13 @@ def test_keras_digits(tmp_path: Path) -> None:
                       "--storage", db)
     assert "backend: torch" in out and "recommended lr:" in out
     assert len(autolr.load("keras_digits", storage=db).trials()) == 3
+
+
+def test_executors_dask(tmp_path: Path) -> None:
+    out = run_example("executors.py", tmp_path, "dask")
+    assert out.strip().endswith("by 2 processes; best lr 3.16e-03"), out
+
+
+def test_executors_ray(tmp_path: Path) -> None:
+    out = run_example("executors.py", tmp_path, "ray")
+    assert out.strip().endswith("by 2 processes; best lr 3.16e-03"), out

@@ -23,7 +23,7 @@ PACKAGE = ROOT / "autolr"
 #: the code that imports them).
 LAZY = frozenset(
     {"torch", "sklearn", "scipy", "joblib", "matplotlib", "optuna_dashboard", "pandas", "pyarrow",
-     "sqlalchemy", "tqdm"}
+     "sqlalchemy", "tqdm", "ray"}
 )
 #: Optuna's RDB internals import SQLAlchemy: lazy for the same reason.
 LAZY_MODULES = frozenset({"optuna.storages._rdb", "optuna.storages._rdb.storage"})

@@ -1,32 +1,27 @@
-"""Quality per unit of compute: every tuner on every task, judged against the oracle.
+"""Quality per unit of compute: every tuner on every replayed task, judged on the oracle.
 
-For each task, tuner and tuner seed the tuner picks a learning rate. The pick is judged by
-retraining it with the oracle's three seeds (cached per ``(task, lr)``; a pick on the oracle grid
-reuses the oracle's runs):
-
-- ``cost``: epochs the tuner trained / epochs of one full training run ("runs of compute");
-- ``ratio``: mean scored val loss of the retrains / the oracle's best mean;
-- ``hit``: the retrained mean is within 10% of the oracle best, plus 0.01 absolute.
+For each task, tuner and tuner seed the tuner picks an lr on the replayed task
+(:mod:`benchmarks.replay`); :mod:`benchmarks.judge` says whether it is a hit and its regret.
+``cost`` is reports made / epochs of one full run (full runs of compute). Tables are per half
+(:mod:`benchmarks.split`): hits, mean and worst cost, median and worst regret.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from multiprocessing import get_context
 
-from benchmarks import oracle as oracle_mod
-from benchmarks.tasks import TASKS
-from benchmarks.tuners import TUNERS, available
+from benchmarks.judge import Judge
+from benchmarks.replay import Curves
+from benchmarks.split import half_of
+from benchmarks.tuners import TUNERS
 
-HIT_REL = 0.10
-"""A pick is a hit when its mean loss is at most ``best * (1 + HIT_REL) + HIT_ABS``."""
-HIT_ABS = 0.01
-
-__all__ = ["HIT_REL", "HIT_ABS", "Row", "Retrainer", "run", "render"]
+__all__ = ["Row", "run", "render"]
 
 
 @dataclass(frozen=True)
@@ -34,39 +29,44 @@ class Row:
     """One tuner run on one task with one tuner seed, and how its pick did."""
 
     task: str
+    half: str
     tuner: str
     seed: int
     lr: float | None
     cost: float
-    runs: int
-    mean: float
-    ratio: float
+    value: float
     hit: bool
+    regret: float
     seconds: float
     note: str = ""
+    na: bool = False
 
 
-class Retrainer:
-    """Mean scored loss over the oracle seeds at a learning rate, cached per ``(task, lr)``."""
+@functools.lru_cache(maxsize=1)
+def _curves() -> Curves:
+    return Curves()
 
-    def __init__(self, oracle: dict[str, Any]) -> None:
-        self.oracle = oracle
-        self.cache: dict[tuple[str, float], float] = {}
-        self.trained = 0
 
-    def mean(self, task_name: str, lr: float | None) -> float:
-        """The retrained mean (the task's cap when ``lr`` is ``None`` or not finite)."""
-        task = TASKS[task_name]
-        if lr is None or not math.isfinite(lr) or lr <= 0:
-            return task.cap
-        key = (task_name, float(lr))
-        if key not in self.cache:
-            vals = oracle_mod.lookup(self.oracle["tasks"][task_name], lr)
-            if vals is None:
-                vals = oracle_mod.evaluate(task, lr)
-                self.trained += len(vals)
-            self.cache[key] = statistics.fmean(vals)
-        return self.cache[key]
+@functools.lru_cache(maxsize=1)
+def _judge() -> Judge:
+    return Judge()
+
+
+def _unit(args: tuple[str, str, tuple[int, ...]]) -> list[Row]:
+    task_name, tuner_name, seeds = args
+    rows = []
+    for seed in seeds:
+        rt = _curves().task(task_name)
+        t0 = time.perf_counter()
+        try:
+            ch = TUNERS[tuner_name](rt, seed=seed)
+            lr, cost, note, na = ch.lr, ch.cost, ch.note, ch.na
+        except Exception as e:  # a tuner that crashes is a result, not a benchmark bug
+            lr, cost, note, na = None, rt.cost, f"crashed: {type(e).__name__}: {e}"[:120], False
+        v = _judge()(task_name, lr)
+        rows.append(Row(task_name, half_of(task_name), tuner_name, seed, lr, cost, v.value,
+                        v.hit, v.regret, time.perf_counter() - t0, note, na))
+    return rows
 
 
 def run(
@@ -74,129 +74,89 @@ def run(
     tuner_names: Sequence[str],
     seeds: Sequence[int],
     *,
-    n_trials: int | None = None,
+    jobs: int = 1,
     log: Callable[[str], None] = lambda s: None,
-) -> tuple[list[Row], dict[str, str]]:
-    """Run every tuner on every task with every seed.
-
-    Args:
-        task_names: tasks to run (must be in the oracle).
-        tuner_names: tuners to compare; unavailable ones are skipped and reported.
-        seeds: tuner seeds.
-        n_trials: overrides every tuner's trial count (quick mode); ``None`` keeps defaults
-            (20 for the raw Optuna tuners, autolr's own default for autolr).
-        log: progress lines go here.
-
-    Returns:
-        The rows and ``{tuner: why it did not run}`` for the tuners skipped.
-    """
-    oracle = oracle_mod.load()
-    missing = [t for t in task_names if t not in oracle["tasks"]]
-    if missing:
-        raise KeyError(f"no oracle for {missing}; run `python -m benchmarks.oracle`")
-    skipped = {name: why for name in tuner_names if (why := available(name)) is not None}
-    retrain = Retrainer(oracle)
+) -> list[Row]:
+    """Every tuner on every task with every seed (``jobs`` processes)."""
+    units = [(t, tu, tuple(seeds)) for tu in tuner_names for t in task_names]
     rows: list[Row] = []
-    for task_name in task_names:
-        task = TASKS[task_name]
-        best = float(oracle["tasks"][task_name]["best_value"])
-        for tuner_name in tuner_names:
-            if tuner_name in skipped:
-                continue
-            for seed in seeds:
-                kwargs: dict[str, Any] = {"seed": seed}
-                if n_trials is not None:
-                    kwargs["n_trials"] = n_trials
-                t0 = time.perf_counter()
-                note = ""
-                try:
-                    choice = TUNERS[tuner_name](task, **kwargs)
-                    lr, epochs, runs, note = choice.lr, choice.epochs, choice.runs, choice.note
-                except Exception as e:  # a tuner that crashes is a result, not a benchmark bug
-                    lr, epochs, runs = None, float("nan"), 0
-                    note = f"crashed: {type(e).__name__}: {e}"[:120]
-                seconds = time.perf_counter() - t0
-                mean = retrain.mean(task_name, lr)
-                rows.append(
-                    Row(
-                        task=task_name,
-                        tuner=tuner_name,
-                        seed=seed,
-                        lr=lr,
-                        cost=epochs / task.epochs,
-                        runs=runs,
-                        mean=mean,
-                        ratio=mean / best if best > 0 else float("inf"),
-                        hit=mean <= best * (1 + HIT_REL) + HIT_ABS,
-                        seconds=seconds,
-                        note=note,
-                    )
-                )
-                log(
-                    f"{task_name:22s} {tuner_name:14s} seed {seed}: lr {_fmt_lr(lr)} "
-                    f"cost {epochs / task.epochs:.2f} ratio {rows[-1].ratio:.3g} ({seconds:.1f} s)"
-                )
-    return rows, skipped
 
+    def take(rs: list[Row]) -> None:
+        rows.extend(rs)
+        r = rs[0]
+        log(f"{r.task:30s} {r.tuner:14s} hits {sum(x.hit for x in rs)}/{len(rs)} "
+            f"cost {statistics.fmean(x.cost for x in rs):.2f} "
+            f"({sum(x.seconds for x in rs):.1f} s)")
 
-# -- tables -------------------------------------------------------------------------------------
+    if jobs <= 1:
+        for u in units:
+            take(_unit(u))
+    else:
+        with get_context("spawn").Pool(jobs) as pool:
+            for rs in pool.imap_unordered(_unit, units):
+                take(rs)
+    order = {(tu, t): i for i, (t, tu, _) in enumerate(units)}
+    rows.sort(key=lambda r: (order[(r.tuner, r.task)], r.seed))
+    return rows
 
 
 def _fmt_lr(lr: float | None) -> str:
     return "-" if lr is None else f"{lr:.3g}"
 
 
-def _fmt_ratio(r: float) -> str:
-    return f"{r:.3g}" if math.isfinite(r) else "inf"
+def _f(x: float, d: str = ".2f") -> str:
+    return format(x, d) if math.isfinite(x) else "inf"
 
 
-def render(rows: Sequence[Row], skipped: dict[str, str], oracle: dict[str, Any]) -> str:
-    """Markdown: a summary per tuner, a hit matrix per task, and the per-task detail."""
-    tuners = list(dict.fromkeys(r.tuner for r in rows))
-    tasks = list(dict.fromkeys(r.task for r in rows))
-    out: list[str] = []
-    out.append("### Summary per tuner\n")
-    out.append("| tuner | mean cost (runs) | hits | worst ratio | median ratio | tuner time (s) |")
-    out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+def summary(rows: Sequence[Row], tuners: Sequence[str]) -> str:
+    """One line per tuner: hits, cost, regret (n/a rows left out and counted)."""
+    out = [
+        "| tuner | hits | hit % | mean cost (runs) | worst cost | median regret | worst regret "
+        "| tuner time (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for tu in tuners:
-        rs = [r for r in rows if r.tuner == tu]
-        costs = [r.cost for r in rs if math.isfinite(r.cost)]
+        rs = [r for r in rows if r.tuner == tu and not r.na]
+        na = sum(r.tuner == tu and r.na for r in rows)
+        if not rs:
+            out.append(f"| {tu} | n/a | | | | | | |")
+            continue
+        hits = sum(r.hit for r in rs)
+        costs = [r.cost for r in rs]
+        regrets = [r.regret for r in rs]
+        note = f" ({na} n/a)" if na else ""
         out.append(
-            f"| {tu} | {statistics.fmean(costs) if costs else float('nan'):.2f} "
-            f"| {sum(r.hit for r in rs)}/{len(rs)} "
-            f"| {_fmt_ratio(max(r.ratio for r in rs))} "
-            f"| {_fmt_ratio(statistics.median(r.ratio for r in rs))} "
-            f"| {sum(r.seconds for r in rs):.1f} |"
+            f"| {tu} | {hits}/{len(rs)}{note} | {hits / len(rs):.0%} "
+            f"| {statistics.fmean(costs):.2f} | {max(costs):.2f} "
+            f"| {_f(statistics.median(regrets), '.3f')} | {_f(max(regrets), '.3f')} "
+            f"| {sum(r.seconds for r in rs):.0f} |"
         )
-    for tu, why in skipped.items():
-        out.append(f"| {tu} | {why} | | | | |")
-    out.append("")
-    out.append("### Hits per task (hits/seeds, mean cost in runs)\n")
-    out.append("| tuner | " + " | ".join(tasks) + " |")
-    out.append("| --- |" + " ---: |" * len(tasks))
-    for tu in tuners:
-        cells = []
-        for ta in tasks:
-            rs = [r for r in rows if r.tuner == tu and r.task == ta]
-            cells.append(f"{sum(r.hit for r in rs)}/{len(rs)} ({statistics.fmean(r.cost for r in rs):.1f})")
-        out.append(f"| {tu} | " + " | ".join(cells) + " |")
-    out.append("")
-    out.append("### Per task\n")
+    return "\n".join(out)
+
+
+def per_task(rows: Sequence[Row], tuners: Sequence[str], tasks: Sequence[str]) -> str:
+    """Hits per task and tuner (hits/seeds, mean cost), the worst case per task visible."""
+    out = ["| task | " + " | ".join(tuners) + " |", "| --- |" + " ---: |" * len(tuners)]
     for ta in tasks:
-        entry = oracle["tasks"][ta]
-        best, best_lr = entry["best_value"], entry["best_lr"]
-        out.append(
-            f"**{ta}** ({TASKS[ta].description}); oracle best lr {best_lr:.3g}, "
-            f"mean val loss {best:.4g}; hit if <= {best * (1 + HIT_REL) + HIT_ABS:.4g}\n"
-        )
-        out.append("| tuner | seed | chosen lr | cost (runs) | runs started | retrained mean | ratio | hit | note |")
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: | --- |")
-        for r in rows:
-            if r.task != ta:
+        cells = []
+        for tu in tuners:
+            rs = [r for r in rows if r.tuner == tu and r.task == ta]
+            if not rs or all(r.na for r in rs):
+                cells.append("n/a")
                 continue
-            out.append(
-                f"| {r.tuner} | {r.seed} | {_fmt_lr(r.lr)} | {r.cost:.2f} | {r.runs} "
-                f"| {r.mean:.4g} | {_fmt_ratio(r.ratio)} | {'yes' if r.hit else 'no'} | {r.note} |"
-            )
-        out.append("")
+            cells.append(f"{sum(r.hit for r in rs)}/{len(rs)} "
+                         f"({statistics.fmean(r.cost for r in rs):.1f})")
+        out.append(f"| {ta} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def picks(rows: Sequence[Row], tuner: str, tasks: Sequence[str]) -> str:
+    """One tuner's picks per task and seed: lr, cost, regret, hit."""
+    out = ["| task | seed | lr | cost | regret | hit | note |",
+           "| --- | ---: | ---: | ---: | ---: | :---: | --- |"]
+    for ta in tasks:
+        for r in rows:
+            if r.tuner == tuner and r.task == ta:
+                out.append(f"| {ta} | {r.seed} | {_fmt_lr(r.lr)} | {r.cost:.2f} "
+                           f"| {_f(r.regret, '.3f')} | {'yes' if r.hit else 'no'} | {r.note} |")
     return "\n".join(out)

@@ -1,280 +1,116 @@
-"""Offline policy experiments: record every task's per-epoch curves once, replay tuners on them.
+"""Replayed tasks: the oracle's recorded curves played back, nothing trained.
 
-A real benchmark run (``python -m benchmarks``) trains every run a tuner asks for; comparing a
-dozen tuning policies that way takes hours on a 2-core machine. This module records, once, the
-per-epoch validation curves of every task at a dense log grid of learning rates (16 per decade
-over the benchmark range, 4 training seeds that are neither the oracle's nor the tuners'), then
-replays ``autolr.tune`` on them: the train function snaps the sampled lr to the nearest recorded
-grid point, takes the next recorded seed there (round robin per tuner run) and reports that
-curve through ``autolr.report``. Cost counts reported epochs exactly as the benchmark's ``Meter``
-does; a pick is judged by the oracle mean (seeds 0-2) log-linearly interpolated between the
-oracle's grid points, with the benchmark's hit rule.
+A :class:`ReplayTask` looks like a task (``name``, ``epochs``, ``default_lr``, ``direction``)
+but its ``train(lr, *, seed, report=None)`` snaps ``lr`` to the nearest point of the oracle grid
+(8 per decade, 1e-6 .. 1e2; outside it, the nearest end) and reports the recorded curve of seed
+index ``seed % 4`` there, one value per epoch (``nan`` for a non-finite one; a run past the
+recorded cliff, which the oracle did not train, reports ``nan`` at every epoch: a tuner that does
+not stop on NaN pays the whole run, as it would for real). It counts every report made: a tuner's **cost** is
+``reports / epochs``, in full runs, whether its runs were pruned, paused or finished.
 
-It is an approximation (lrs snapped to a 16-per-decade grid, 4 seeds per point), so the committed
-benchmark stays the judge: use the replay to shortlist policies, then run the real thing.
+Caveat, said wherever the numbers are shown: the replayed seeds 0-3 include the oracle's judging
+seeds 0-2, and lrs are snapped to 1/16 decade; a replayed tuner is judged exactly as a real one
+would be on those seeds.
 
-Usage::
-
-    python -m benchmarks.replay record                 # ~5-10 min here, writes the cache
-    python -m benchmarks.replay compare --seeds 10     # default policy vs variants, seconds
+``python -m benchmarks.replay --task NAME --lr 0.01 --seed 0`` prints one replayed curve.
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
-import gzip
-import json
 import math
-import statistics
-import sys
-import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from benchmarks import oracle as oracle_mod
-from benchmarks.quality import HIT_ABS, HIT_REL
 from benchmarks.tasks import TASKS
 
-CURVES_PATH = Path(__file__).with_name("curves.json.gz")
-"""The recorded curves (committed, gzip JSON)."""
+ReportFn = Callable[[float, int], None]
 
-GRID: tuple[float, ...] = tuple(float(x) for x in np.logspace(-5, 0, 81))
-"""81 learning rates, 16 per decade, 1e-5 .. 1."""
-
-SEEDS: tuple[int, ...] = (500, 501, 502, 503)
-"""Recording seeds (not the oracle's 0-2, not the tuners' 10001+)."""
+__all__ = ["ReplayTask", "Curves", "main"]
 
 
-# -- recording ---------------------------------------------------------------------------------
+class Curves:
+    """The recorded curves (loaded once) and :class:`ReplayTask` factory."""
 
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        self.data = data if data is not None else oracle_mod.load_curves()
+        self.grid = [float(x) for x in self.data["grid"]]
+        self.logs = [math.log10(x) for x in self.grid]
 
-def record(tasks: Sequence[str], path: Path = CURVES_PATH, log: Callable[[str], None] = print) -> None:
-    """Train every task at every grid lr and seed, storing the per-epoch curve and final value."""
-    data: dict[str, Any] = {"grid": list(GRID), "seeds": list(SEEDS), "tasks": {}}
-    if path.exists():
-        data = json.loads(gzip.decompress(path.read_bytes()))
-    for name in tasks:
-        task = TASKS[name]
-        t0 = time.perf_counter()
-        runs: list[list[dict[str, Any]]] = []
-        for lr in GRID:
-            per_seed = []
-            for s in SEEDS:
-                curve: list[float] = []
-                final = task.train(lr, seed=s, report=lambda v, e: curve.append(float(v)))
-                per_seed.append({"curve": [_j(v) for v in curve], "final": _j(float(final))})
-            runs.append(per_seed)
-        data["tasks"][name] = {"epochs": task.epochs, "runs": runs}
-        log(f"{name}: {time.perf_counter() - t0:.0f} s")
-        path.write_bytes(gzip.compress(json.dumps(data).encode()))
+    def task(self, name: str) -> ReplayTask:
+        return ReplayTask(name, self.data["tasks"][name], self.grid, self.logs)
 
-
-def _j(v: float) -> float | str:
-    return v if math.isfinite(v) else str(v)
-
-
-def _f(v: float | str) -> float:
-    return float(v)
-
-
-def load(path: Path = CURVES_PATH) -> dict[str, Any]:
-    """The recorded curves."""
-    return json.loads(gzip.decompress(path.read_bytes()))
-
-
-# -- judging -----------------------------------------------------------------------------------
-
-
-class Judge:
-    """Oracle mean at any lr (log-linear interpolation) and the hit rule, per task."""
-
-    def __init__(self) -> None:
-        self.oracle = oracle_mod.load()
-
-    def mean(self, task: str, lr: float | None) -> float:
-        entry = self.oracle["tasks"][task]
-        if lr is None or not math.isfinite(lr) or lr <= 0:
-            return TASKS[task].cap
-        xs = [math.log10(x) for x in entry["lrs"]]
-        ys = entry["mean"]
-        x = math.log10(lr)
-        if x <= xs[0]:
-            return ys[0]
-        if x >= xs[-1]:
-            return ys[-1]
-        i = bisect.bisect_right(xs, x)
-        w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-        return ys[i - 1] * (1 - w) + ys[i] * w
-
-    def hit(self, task: str, lr: float | None) -> bool:
-        best = float(self.oracle["tasks"][task]["best_value"])
-        return self.mean(task, lr) <= best * (1 + HIT_REL) + HIT_ABS
-
-    def ratio(self, task: str, lr: float | None) -> float:
-        return self.mean(task, lr) / float(self.oracle["tasks"][task]["best_value"])
-
-
-# -- replaying ---------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self.data["tasks"])
 
 
 class ReplayTask:
-    """A recorded task that ``autolr.tune`` can train: snapped lr, round-robin seed."""
+    """One task's recorded curves, trainable by any tuner; counts the reports it makes."""
 
-    def __init__(self, name: str, entry: dict[str, Any], grid: Sequence[float], offset: int) -> None:
+    def __init__(self, name: str, entry: dict[str, Any], grid: list[float],
+                 logs: list[float]) -> None:
+        task = TASKS[name]
         self.name = name
         self.epochs = int(entry["epochs"])
-        self.runs = entry["runs"]
-        self.logs = [math.log10(x) for x in grid]
-        self.grid = list(grid)
-        self.epochs_trained = 0
+        self.default_lr = task.default_lr
+        self.direction = task.direction
+        self.cap = task.cap
+        self.runs: list[list[list[float | None]]] = entry["runs"]
+        self.grid, self.logs = grid, logs
+        self.reports = 0
         self.started = 0
-        self.next_seed: dict[int, int] = {}
-        self.offset = offset
+
+    @property
+    def cost(self) -> float:
+        """Reports made so far, in full runs."""
+        return self.reports / self.epochs
 
     def index(self, lr: float) -> int:
+        """The grid point nearest ``lr`` in log10."""
         x = math.log10(lr)
         i = bisect.bisect_left(self.logs, x)
-        if i == 0:
+        if i <= 0:
             return 0
         if i >= len(self.logs):
             return len(self.logs) - 1
         return i if self.logs[i] - x < x - self.logs[i - 1] else i - 1
 
-    def train(self, lr: float, report: Callable[[float, int], None] | None = None) -> float:
-        i = self.index(lr)
-        k = self.next_seed.get(i, self.offset)
-        self.next_seed[i] = k + 1
-        run = self.runs[i][k % len(self.runs[i])]
+    def curve(self, lr: float, seed: int) -> list[float]:
+        """The recorded reports at the snapped ``lr`` for seed index ``seed % 4``."""
+        runs = self.runs[self.index(lr)]
+        run = runs[seed % len(runs)]
+        if len(run) < self.epochs and all(v is None for v in run):
+            return [math.nan] * self.epochs  # past the recorded cliff: NaN for the whole run
+        return [math.nan if v is None else float(v) for v in run]
+
+    def train(self, lr: float, *, seed: int, report: ReportFn | None = None) -> float:
+        """Replay a run: ``report(value, epoch)`` per recorded epoch; the last value."""
         self.started += 1
-        for epoch, v in enumerate(run["curve"], start=1):
-            self.epochs_trained += 1
+        values = self.curve(lr, seed)
+        for epoch, v in enumerate(values, start=1):
+            self.reports += 1
             if report is not None:
-                report(_f(v), epoch)
-        return _f(run["final"])
+                report(v, epoch)
+        return values[-1]
 
-
-def run_autolr(
-    task: ReplayTask, seed: int, lr_range: tuple[float, float], options: dict[str, Any]
-) -> tuple[float | None, Any]:
-    """One ``autolr.tune`` study on a replayed task; returns (best_lr, result)."""
-    import optuna
-
-    import autolr
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-    def train(lr: float) -> float:
-        return task.train(lr, report=lambda v, e: autolr.report(v, step=e))
-
-    opts: dict[str, Any] = {
-        "seed": seed,
-        "storage": optuna.storages.InMemoryStorage(),
-        "study_name": f"{task.name}-{seed}",
-        "show_progress_bar": False,
-        "lr": lr_range,
-    }
-    opts.update(options)
-    result = autolr.tune(**opts)(train).run()
-    lr = result.best_lr
-    return (None if lr is None else float(lr)), result
-
-
-def evaluate_policy(
-    options: dict[str, Any] | Callable[[], dict[str, Any]],
-    *,
-    seeds: Sequence[int],
-    tasks: Sequence[str] | None = None,
-    lr_range: tuple[float, float] = (1e-5, 1.0),
-    curves: dict[str, Any] | None = None,
-    judge: Judge | None = None,
-    picker: Callable[[Any], float | None] | None = None,
-) -> list[dict[str, Any]]:
-    """Replay one policy over tasks x seeds; one row per run."""
-    curves = curves or load()
-    judge = judge or Judge()
-    rows = []
-    for name in tasks or list(curves["tasks"]):
-        for s in seeds:
-            task = ReplayTask(name, curves["tasks"][name], curves["grid"], offset=s)
-            opts = options() if callable(options) else dict(options)
-            lr, result = run_autolr(task, s, lr_range, opts)
-            if picker is not None:
-                lr = picker(result)
-            rows.append(
-                {
-                    "task": name,
-                    "seed": s,
-                    "lr": lr,
-                    "cost": task.epochs_trained / task.epochs,
-                    "runs": task.started,
-                    "ratio": judge.ratio(name, lr),
-                    "hit": judge.hit(name, lr),
-                }
-            )
-    return rows
-
-
-def summary(rows: Sequence[dict[str, Any]]) -> str:
-    """``cost hits/n | per task hits``."""
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
-    cost = statistics.fmean(r["cost"] for r in rows)
-    hits = sum(r["hit"] for r in rows)
-    per = " ".join(
-        f"{t[:8]}:{sum(r['hit'] for r in rows if r['task'] == t)}"
-        f"({statistics.fmean(r['cost'] for r in rows if r['task'] == t):.1f})"
-        for t in tasks
-    )
-    return f"cost {cost:5.2f} hits {hits:3d}/{len(rows):3d} | {per}"
+    def score(self, value: float) -> float:
+        return TASKS[self.name].score(value)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.replay")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    rec = sub.add_parser("record", help="train and cache the curves")
-    rec.add_argument("--task", action="append", choices=list(TASKS))
-    cmp_ = sub.add_parser("compare", help="replay autolr's default policy")
-    cmp_.add_argument("--seeds", type=int, default=10)
-    cmp_.add_argument("--range", choices=("bench", "default"), default="bench")
-    cmp_.add_argument(
-        "--stability",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE,...",
-        help="also replay autolr.Stability(KEY=VALUE, ...), e.g. 'median_window=1,patience=2' "
-        "(repeatable; values are Python literals)",
-    )
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.replay", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", required=True, choices=sorted(TASKS))
+    parser.add_argument("--lr", type=float, required=True)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.cmd == "record":
-        record(args.task or list(TASKS), log=lambda s: print(s, file=sys.stderr, flush=True))
-        return 0
-    lr_range = (1e-5, 1.0) if args.range == "bench" else (1e-5, 1e-1)
-    curves, judge = load(), Judge()
-    rows = evaluate_policy(
-        {}, seeds=range(args.seeds), lr_range=lr_range, curves=curves, judge=judge
-    )
-    print("autolr defaults:", summary(rows))
-    for spec in args.stability:
-        import ast
-
-        import autolr
-
-        kwargs = {
-            k.strip(): ast.literal_eval(v.strip())
-            for k, v in (item.split("=", 1) for item in spec.split(",") if item.strip())
-        }
-        stab = autolr.Stability(**kwargs)
-        rows = evaluate_policy(
-            {"stability": stab},
-            seeds=range(args.seeds),
-            lr_range=lr_range,
-            curves=curves,
-            judge=judge,
-        )
-        print(f"Stability({spec}):", summary(rows))
+    rt = Curves().task(args.task)
+    vals = rt.curve(args.lr, args.seed)
+    print(f"{args.task} at grid lr {rt.grid[rt.index(args.lr)]:.4g}, seed index "
+          f"{args.seed % 4}: " + " ".join(f"{v:.4g}" for v in vals))
     return 0
 
 

@@ -1,27 +1,33 @@
-"""The tuners the benchmark compares, all searching the same learning-rate range.
+"""The tuners the benchmark compares, all on replayed tasks (:mod:`benchmarks.replay`).
 
-A tuner is a callable ``tuner(task, *, seed, n_trials) -> Choice``: it trains the task as often
-as it likes through a :class:`Meter` (which counts every epoch trained and hands out a fresh
-training seed per run, so a lucky seed can fool a tuner the way it fools a user) and returns the
-learning rate it would recommend. The benchmark then judges that learning rate by retraining it
-with the oracle's seeds; the tuner's own numbers are not trusted.
+A tuner is ``tuner(task, *, seed) -> Choice``: it trains the :class:`~benchmarks.replay.
+ReplayTask` as often as it likes (every report counts towards its cost) and returns the lr it
+would recommend; :mod:`benchmarks.judge` judges that lr on the oracle. Runs at the same lr get
+the next recorded seed (seed index ``tuner seed + k`` mod 4 for the k-th run there), so a lucky
+seed can fool a tuner the way it fools a user. Every search spans the oracle's range
+``1e-6 .. 1e2`` (autolr's own search chooses and grows its range itself, up to 1e-7 .. 1e2).
 
-Tuners:
+Tuners (``TUNERS``, in table order):
 
-- ``autolr``: ``autolr.tune`` with its defaults (trials, sampler, pruning, stability,
-  recommendation), only the range, seed and an in-memory storage given; ``result.best_lr``.
-- ``autolr_range``: the same with autolr's default search range instead of the common one.
-- ``autolr_noprune``: ``autolr`` with ``pruner=False`` (same sampler and trials, no
-  ``underperforming`` pruning; the stability monitor still stops unstable runs).
-- ``autolr_argmin``: ``autolr``'s study, but the pick is the raw argmin of one run
-  (``result.recommendation.raw_best_lr``) instead of the stability-aware recommendation.
-- ``tpe``: raw Optuna ``TPESampler(seed)``, no pruning, 20 trials, ``study.best_params``.
-- ``tpe_median``: the same with ``MedianPruner()``, ``trial.report`` + ``should_prune`` per epoch.
-- ``tpe_hyperband``: the same with ``HyperbandPruner(min_resource=1, max_resource=epochs)``.
-- ``random``: raw Optuna ``RandomSampler(seed)``, 20 trials.
-- ``grid3``: the classic 0.1 / 0.01 / 0.001, best final loss.
-- ``default``: lr = 1e-3 without trying anything (cost 0).
-- ``find_lr``: ``autolr.torch.find_lr`` (LR range test, 100 steps) suggestion alone.
+- ``autolr``: the real library, ``autolr.tune(storage=InMemoryStorage(), seed=s,
+  show_progress_bar=False, direction=...)`` with its defaults on a train function whose
+  signature default is ``lr=task.default_lr`` (the search anchors on it); ``result.best_lr``.
+- ``autolr_full``: the same with ``pruner=False`` (full runs, no pausing).
+- ``tpe``: Optuna ``TPESampler(seed)``, 20 trials, no pruning, ``study.best_params``.
+- ``tpe_median``: TPE, 20 trials, ``MedianPruner()``, ``report`` + ``should_prune`` per epoch.
+- ``tpe_hyperband``: TPE, 30 trials, ``HyperbandPruner(min_resource=1, max_resource=epochs)``.
+- ``gp10`` / ``gp20``: Optuna ``GPSampler(seed, n_startup_trials=4)``, 10 / 20 trials, lr=1e-3
+  enqueued first (with the default 10 startup trials, 10 trials would be random search).
+- ``random``: ``RandomSampler(seed)``, 20 trials.
+- ``grid3``: 0.1, 0.01, 0.001 full runs, the best final value.
+- ``lr_1e-3``: 1e-3 without a search (cost 0). ``default``: the task's own default lr (cost 0).
+- ``find_lr``: ``autolr.torch.find_lr`` (LR range test, 100 steps from 1e-6 to 1e2) on the
+  task's real model/optimizer/batches, one test per task and seed, its suggestion; cost = steps
+  / (batches per epoch * epochs). Real training, not replay; ``n/a`` for tasks that do not expose
+  ``parts`` (hand-written loops, schedules, sequence models).
+- ``sh_plain``: the reference "plain coarse-to-fine successive halving": 9 lrs half a decade
+  apart 1e-5 .. 1e-1 at 1/8 of the epochs; the best 3 plus the next lower one resume to half a
+  run; a quarter decade either side of the winner joins at half a run; the best 2 finish.
 """
 
 from __future__ import annotations
@@ -29,238 +35,246 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from benchmarks.tasks import Task
+from benchmarks.replay import ReplayTask
 
-if TYPE_CHECKING:
-    import optuna
+LR_RANGE: tuple[float, float] = (1e-6, 1e2)
+"""The range the Optuna tuners search: the oracle's grid."""
 
-LR_RANGE: tuple[float, float] = (1e-5, 1.0)
-"""The range every tuner searches (the oracle grid spans the same)."""
-
-N_TRIALS = 20
-"""Trials of the raw Optuna tuners (study-wide)."""
-
-__all__ = ["LR_RANGE", "N_TRIALS", "Choice", "Meter", "Tuner", "TUNERS", "available"]
+__all__ = ["LR_RANGE", "Choice", "TUNERS", "QUICK_TUNERS", "needs_parts", "available"]
 
 
 @dataclass(frozen=True)
 class Choice:
-    """What a tuner recommends and what it spent.
-
-    Attributes:
-        lr: the recommended learning rate (``None`` if the tuner could not say).
-        epochs: epochs trained by the tuner in total (the finder counts optimizer steps as
-            fractions of an epoch).
-        runs: training runs started.
-        note: anything worth showing (e.g. why there is no lr).
-    """
+    """A tuner's recommendation and what it spent (``cost`` in full runs; ``lr`` None: it could
+    not say; ``na``: the tuner does not apply to this task)."""
 
     lr: float | None
-    epochs: float
-    runs: int
+    cost: float
     note: str = ""
+    na: bool = False
 
 
-class Meter:
-    """Counts the epochs a tuner trains and hands out a new training seed per run."""
+class Seeds:
+    """Round-robin seed per grid point, starting at the tuner's seed."""
 
-    def __init__(self, task: Task, tuner_seed: int) -> None:
-        self.task = task
-        self.epochs = 0.0
-        self.runs = 0
-        self._next_seed = 10_000 * (tuner_seed + 1)
+    def __init__(self, task: ReplayTask, seed: int) -> None:
+        self.task, self.seed, self.count = task, seed, {}  # type: ignore[var-annotated]
 
-    def new_seed(self) -> int:
-        """A training seed never used by this tuner run (and never one of the oracle's)."""
-        self.runs += 1
-        self._next_seed += 1
-        return self._next_seed
-
-    def train(
-        self, lr: float, *, seed: int | None = None, report: Callable[[float, int], None] | None = None
-    ) -> float:
-        """One counted training run; ``report`` is called after each counted epoch."""
-        s = self.new_seed() if seed is None else seed
-        if seed is not None:
-            self.runs += 1
-
-        def counted(value: float, epoch: int) -> None:
-            self.epochs += 1
-            if report is not None:
-                report(value, epoch)
-
-        return self.task.train(lr, seed=s, report=counted)
-
-    def choice(self, lr: float | None, note: str = "") -> Choice:
-        """Package the result."""
-        return Choice(lr=lr, epochs=self.epochs, runs=self.runs, note=note)
+    def __call__(self, lr: float) -> int:
+        i = self.task.index(lr)
+        k = self.count.get(i, 0)
+        self.count[i] = k + 1
+        return self.seed + k
 
 
-Tuner = Callable[..., Choice]
+def _quiet() -> None:
+    import warnings
 
-
-def _quiet_optuna() -> None:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=RuntimeWarning)  # Optuna's nanmin on all-NaN
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
-def _best_lr(study: optuna.Study) -> float | None:
-    try:
-        return float(study.best_params["lr"])
-    except ValueError:  # no COMPLETE trial with a finite value
-        return None
+def _oriented(task: ReplayTask, v: float) -> float:
+    if not math.isfinite(v):
+        return math.inf
+    return v if task.direction == "minimize" else -v
 
 
-def _optuna_tuner(
-    sampler: str, pruner: str
-) -> Callable[..., Choice]:
-    def run(task: Task, *, seed: int, n_trials: int = N_TRIALS) -> Choice:
-        import optuna
-
-        _quiet_optuna()
-        meter = Meter(task, seed)
-        smp: optuna.samplers.BaseSampler = (
-            optuna.samplers.TPESampler(seed=seed)
-            if sampler == "tpe"
-            else optuna.samplers.RandomSampler(seed=seed)
-        )
-        prn: optuna.pruners.BasePruner
-        if pruner == "median":
-            prn = optuna.pruners.MedianPruner()
-        elif pruner == "hyperband":
-            prn = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=task.epochs)
-        else:
-            prn = optuna.pruners.NopPruner()
-        study = optuna.create_study(
-            storage=optuna.storages.InMemoryStorage(), sampler=smp, pruner=prn
-        )
-
-        def objective(trial: optuna.Trial) -> float:
-            lr = trial.suggest_float("lr", *LR_RANGE, log=True)
-            if pruner == "none":
-                return meter.train(lr)
-
-            def report(value: float, epoch: int) -> None:
-                trial.report(value, epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned()
-
-            return meter.train(lr, report=report)
-
-        study.optimize(objective, n_trials=n_trials, catch=(Exception,))
-        return meter.choice(_best_lr(study))
-
-    return run
+# -- autolr ------------------------------------------------------------------------------------
 
 
-def _grid3(task: Task, *, seed: int, n_trials: int = N_TRIALS) -> Choice:
-    meter = Meter(task, seed)
-    results = {lr: meter.train(lr) for lr in (0.1, 0.01, 0.001)}
-    finite = {lr: v for lr, v in results.items() if math.isfinite(v)}
-    return meter.choice(min(finite, key=finite.__getitem__) if finite else None)
-
-
-def _default(task: Task, *, seed: int, n_trials: int = N_TRIALS) -> Choice:
-    return Choice(lr=1e-3, epochs=0.0, runs=0, note="no search")
-
-
-def _autolr_tuner(
-    lr_range: tuple[float, float] | None, *, pruner: Any = None, pick: str = "best_lr"
-) -> Callable[..., Choice]:
-    def run(task: Task, *, seed: int, n_trials: int | None = None) -> Choice:
+def _autolr(**options: Any) -> Callable[..., Choice]:
+    def run(task: ReplayTask, *, seed: int) -> Choice:
         import optuna
 
         import autolr
 
-        _quiet_optuna()
-        meter = Meter(task, seed)
+        _quiet()
+        seeds = Seeds(task, seed)
+        default = task.default_lr
 
-        def report(value: float, epoch: int) -> None:
-            autolr.report(value, step=epoch)
+        def train(lr: float = default) -> float:
+            return task.train(lr, seed=seeds(lr), report=lambda v, e: autolr.report(v, step=e))
 
-        def train(lr: float, seed: int | None = None) -> float:
-            # A seed autolr asks for (re-checks) becomes a fresh training seed: tuner runs never
-            # use the oracle's seeds 0-2 that judge the pick.
-            return meter.train(lr, report=report)
-
-        options: dict[str, Any] = {
-            "seed": seed,
-            "storage": optuna.storages.InMemoryStorage(),
-            "study_name": f"{task.name}-{seed}",
-            "show_progress_bar": False,
-        }
-        if lr_range is not None:
-            options["lr"] = lr_range
-        if n_trials is not None:
-            options["n_trials"] = n_trials
-        if pruner is not None:
-            options["pruner"] = pruner
-        result = autolr.tune(**options)(train).run()
-        lr = result.best_lr if pick == "best_lr" else result.recommendation.raw_best_lr
-        return meter.choice(None if lr is None else float(lr))
+        result = autolr.tune(
+            storage=optuna.storages.InMemoryStorage(), seed=seed, show_progress_bar=False,
+            direction=task.direction, study_name=f"{task.name}-{seed}", **options,
+        )(train).run()
+        try:
+            lr: float | None = float(result.best_lr)
+        except ValueError:  # no trial finished
+            lr = None
+        return Choice(lr, task.cost, f"{task.started} trials")
 
     return run
 
 
-def _find_lr(task: Task, *, seed: int, n_trials: int = N_TRIALS) -> Choice:
+# -- Optuna ------------------------------------------------------------------------------------
+
+
+def _optuna(sampler: str, pruner: str, n_trials: int) -> Callable[..., Choice]:
+    def run(task: ReplayTask, *, seed: int) -> Choice:
+        import optuna
+
+        _quiet()
+        seeds = Seeds(task, seed)
+        smp: optuna.samplers.BaseSampler
+        if sampler == "tpe":
+            smp = optuna.samplers.TPESampler(seed=seed)
+        elif sampler == "gp":
+            smp = optuna.samplers.GPSampler(seed=seed, n_startup_trials=4)
+        else:
+            smp = optuna.samplers.RandomSampler(seed=seed)
+        prn: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
+        if pruner == "median":
+            prn = optuna.pruners.MedianPruner()
+        elif pruner == "hyperband":
+            prn = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=task.epochs)
+        study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), sampler=smp,
+                                    pruner=prn, direction=task.direction)
+        if sampler == "gp":
+            study.enqueue_trial({"lr": 1e-3})
+
+        def objective(trial: optuna.Trial) -> float:
+            lr = trial.suggest_float("lr", *LR_RANGE, log=True)
+
+            def report(v: float, epoch: int) -> None:
+                if pruner != "none":
+                    trial.report(v, epoch)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned()
+
+            return task.train(lr, seed=seeds(lr), report=report)
+
+        study.optimize(objective, n_trials=n_trials, catch=(Exception,))
+        try:
+            lr: float | None = float(study.best_params["lr"])
+        except ValueError:
+            lr = None
+        return Choice(lr, task.cost)
+
+    return run
+
+
+# -- fixed picks -------------------------------------------------------------------------------
+
+
+def _grid3(task: ReplayTask, *, seed: int) -> Choice:
+    vals = {lr: _oriented(task, task.train(lr, seed=seed)) for lr in (0.1, 0.01, 0.001)}
+    ok = {lr: v for lr, v in vals.items() if v < math.inf}
+    return Choice(min(ok, key=ok.__getitem__) if ok else None, task.cost)
+
+
+def _fixed(which: str) -> Callable[..., Choice]:
+    def run(task: ReplayTask, *, seed: int) -> Choice:
+        return Choice(1e-3 if which == "1e-3" else task.default_lr, 0.0, "no search")
+
+    return run
+
+
+# -- find_lr (real training) -------------------------------------------------------------------
+
+
+def needs_parts(name: str) -> bool:
+    """Whether the task exposes model/optimizer/batches (``find_lr`` applies)."""
+    from benchmarks.tasks import TASKS
+
+    return TASKS[name].parts_fn is not None
+
+
+def _find_lr(task: ReplayTask, *, seed: int) -> Choice:
+    from benchmarks.tasks import TASKS
+
+    real = TASKS[task.name]
+    if real.parts_fn is None:
+        return Choice(None, 0.0, "n/a: no model/optimizer/loader parts", na=True)
     import autolr.torch
 
-    model, opt, loss_fn, batches = task.parts(1e-3, seed=10_000 * (seed + 1))
-    num_iter = 100
-    res = autolr.torch.find_lr(model, opt, loss_fn, batches, num_iter=num_iter, seed=seed)
+    model, opt, loss_fn, batches = real.parts(1e-3, seed=seed)
+    res = autolr.torch.find_lr(model, opt, loss_fn, batches, num_iter=100, start_lr=LR_RANGE[0],
+                               end_lr=LR_RANGE[1], seed=seed)
     steps = len(res.lrs)
-    epochs = steps / len(batches)
     lr = res.suggestion
     return Choice(
-        lr=None if lr is None else min(max(float(lr), LR_RANGE[0]), LR_RANGE[1]),
-        epochs=epochs,
-        runs=1,
-        note=f"{steps} steps, {res.stop_reason}",
+        None if lr is None else min(max(float(lr), LR_RANGE[0]), LR_RANGE[1]),
+        steps / len(batches) / real.epochs, f"{steps} steps",
     )
 
 
-def _autolr_finder(task: Task, *, seed: int, n_trials: int | None = None) -> Choice:
-    """Finder-seeded search: a range test picks the range, autolr searches it (issue 5)."""
-    import autolr.torch
-
-    model, opt, loss_fn, batches = task.parts(1e-3, seed=10_000 * (seed + 1) + 5_000)
-    res = autolr.torch.find_lr(model, opt, loss_fn, batches, num_iter=100, seed=seed)
-    finder_epochs = len(res.lrs) / len(batches)
-    try:
-        low, high = res.search_range()
-        low, high = max(low, LR_RANGE[0]), min(high, LR_RANGE[1])
-        if not low < high:
-            raise ValueError("empty range")
-        note = f"range {low:.2g}-{high:.2g}"
-    except ValueError:
-        (low, high), note = LR_RANGE, "finder gave no range"
-    choice = _autolr_tuner((low, high))(task, seed=seed, n_trials=n_trials)
-    return Choice(lr=choice.lr, epochs=choice.epochs + finder_epochs, runs=choice.runs + 1,
-                  note=note)
+# -- the reference successive halving ----------------------------------------------------------
 
 
-TUNERS: dict[str, Tuner] = {
-    "autolr": _autolr_tuner(LR_RANGE),
-    "autolr_range": _autolr_tuner(None),
-    "autolr_noprune": _autolr_tuner(LR_RANGE, pruner=False),
-    "autolr_argmin": _autolr_tuner(LR_RANGE, pick="argmin"),
-    "tpe": _optuna_tuner("tpe", "none"),
-    "tpe_median": _optuna_tuner("tpe", "median"),
-    "tpe_hyperband": _optuna_tuner("tpe", "hyperband"),
-    "random": _optuna_tuner("random", "none"),
+def _sh_plain(task: ReplayTask, *, seed: int) -> Choice:
+    """Coarse-to-fine successive halving with paused runs; cost counts reports made."""
+    n_ep = task.epochs
+    b0 = max(1, math.ceil(n_ep / 8))
+    b1 = max(b0 + 1, math.ceil(n_ep / 2)) if n_ep > b0 else n_ep
+    curves: dict[float, list[float]] = {}
+    made: dict[float, int] = {}
+
+    def run_to(x: float, budget: int) -> float:
+        if x not in curves:
+            curves[x] = task.curve(10**x, seed)
+            made[x] = 0
+            task.started += 1
+        c = curves[x]
+        upto = min(budget, len(c))
+        if upto > made[x]:
+            task.reports += upto - made[x]
+            made[x] = upto
+        head = c[:upto]
+        return _oriented(task, head[-1]) if all(math.isfinite(v) for v in head) else math.inf
+
+    xs = [-5.0 + 0.5 * k for k in range(9)]
+    v0 = {x: run_to(x, b0) for x in xs}
+    ranked = sorted((x for x in xs if v0[x] < math.inf), key=lambda x: (v0[x], x))
+    if not ranked:
+        return Choice(None, task.cost, "every lr diverged")
+    keep = ranked[:3]
+    below = [x for x in ranked if x < min(keep)]
+    if below:
+        keep.append(max(below))
+    v1 = {x: run_to(x, b1) for x in keep}
+    win = min(keep, key=lambda x: (v1[x], x))
+    for x in (round(win - 0.25, 6), round(win + 0.25, 6)):
+        v1[x] = run_to(x, b1)
+    finalists = sorted((x for x in v1 if v1[x] < math.inf), key=lambda x: (v1[x], x))[:2]
+    vf = {x: run_to(x, n_ep) for x in finalists}
+    ok = {x: v for x, v in vf.items() if v < math.inf}
+    if not ok:
+        return Choice(None, task.cost, "finalists diverged")
+    return Choice(10 ** min(ok, key=lambda x: (ok[x], x)), task.cost)
+
+
+TUNERS: dict[str, Callable[..., Choice]] = {
+    "autolr": _autolr(),
+    "autolr_full": _autolr(pruner=False),
+    "sh_plain": _sh_plain,
+    "tpe": _optuna("tpe", "none", 20),
+    "tpe_median": _optuna("tpe", "median", 20),
+    "tpe_hyperband": _optuna("tpe", "hyperband", 30),
+    "gp10": _optuna("gp", "none", 10),
+    "gp20": _optuna("gp", "none", 20),
+    "random": _optuna("random", "none", 20),
     "grid3": _grid3,
-    "default": _default,
+    "lr_1e-3": _fixed("1e-3"),
+    "default": _fixed("default"),
     "find_lr": _find_lr,
-    "autolr_finder": _autolr_finder,
 }
 """Every tuner by name, in table order."""
 
+QUICK_TUNERS: tuple[str, ...] = ("autolr", "sh_plain", "tpe_median", "grid3", "default")
+"""The tuners ``--quick`` runs."""
+
 
 def available(name: str) -> str | None:
-    """``None`` if the tuner can run here, else why not (shown as a "pending" line)."""
+    """``None`` if the tuner can run here, else why not (used by :mod:`benchmarks.overhead`)."""
     try:
         if name.startswith("autolr"):
             import autolr

@@ -183,7 +183,10 @@ def interrupted(study: optuna.Study, trial: optuna.Trial, *, retry: bool = True)
     """Ctrl-C in the train function: FAIL ``interrupted``, and its lr queued to run again
     (autolr's search owes the point again by itself: ``retry=False``)."""
     storage, _ = _handles(study)
-    view = TrialView.of(storage.get_trial(trial._trial_id))
+    frozen = storage.get_trial(trial._trial_id)
+    if frozen.state.is_finished():
+        return  # already recorded (its outcome was written before the Ctrl-C reached us)
+    view = TrialView.of(frozen)
     finish(study, trial, failed(StopReason.INTERRUPTED))
     if retry:
         queue_retry(study, view)

@@ -672,7 +672,7 @@ _PLAIN_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?inf|nan"
 
 
 def csv_safe(cell: object) -> object:
-    """A CSV cell that a spreadsheet cannot run: text starting with ``=``, ``+``, ``-``, ``@``, a
+    r"""A CSV cell that a spreadsheet cannot run: text starting with ``=``, ``+``, ``-``, ``@``, a
     tab or a carriage return gets a ``'`` in front (OWASP); numbers, and text that is a plain
     number, stay as they are.
 

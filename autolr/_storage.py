@@ -37,7 +37,9 @@ SQLITE_TIMEOUT_S = 60.0
 SCHEMA_RETRIES = 8
 
 _CREATE_RACE_RE = re.compile(
-    r"already exists|duplicate key|UniqueViolation|Duplicate entry|1050|1062|deadlock", re.I
+    r"already exists|duplicate key|UniqueViolation|Duplicate entry|1050|1062|deadlock"
+    r"|UNIQUE constraint failed|database is locked",  # SQLite: alembic_version, two writers
+    re.I,
 )
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -119,8 +121,8 @@ def shown(value: object, limit: int = 80) -> str:
     """``repr(value)`` for a one-line message: passwords masked, at most ``limit`` characters.
 
     Example:
-        >>> shown("x" * 10_000)
-        "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (10000 characters)"
+        >>> print(shown("x" * 10_000))
+        'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (10000 characters)
     """
     text = mask(repr(value)).replace("\n", " ")
     if len(text) <= limit:
@@ -443,17 +445,23 @@ def _sqlite_wal(path: Path) -> None:
     With WAL, optuna-dashboard or a second reader can hold the file while a study writes
     (optuna-dashboard#545), and each commit appends to the log instead of rewriting pages.
     """
-    con = sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)
-    try:
-        con.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.DatabaseError as exc:
-        if "not a database" in str(exc):
-            raise StorageError(
-                f"storage: {str(path)!r} is not a SQLite database; autolr will not overwrite it"
-            ) from None
-        raise
-    finally:
-        con.close()
+    for attempt in range(SCHEMA_RETRIES):
+        con = sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise StorageError(
+                    f"storage: {str(path)!r} is not a SQLite database; autolr will not overwrite it"
+                ) from None
+            # Switching the mode needs the file alone: SQLite answers "locked" at once, without
+            # waiting, while another process is creating it or switching it too.
+            if "locked" not in str(exc) or attempt == SCHEMA_RETRIES - 1:
+                raise
+        finally:
+            con.close()
+        time.sleep(0.1 + random.random() * 0.3)
 
 
 def _sqlite_pragmas(storage: RDBStorage) -> None:
@@ -613,7 +621,8 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
                 return storage
             except SQLAlchemyError as exc:
                 # k workers starting on a fresh database race to create Optuna's tables
-                # (PostgreSQL: duplicate pg_type; MySQL: table exists): the winner's schema is
+                # (PostgreSQL: duplicate pg_type; MySQL: table exists; SQLite: alembic_version's
+                # row twice, or a lock it refuses to wait for): the winner's schema is
                 # there a moment later.
                 if not create or not _CREATE_RACE_RE.search(str(exc)) or attempt == SCHEMA_RETRIES - 1:
                     raise

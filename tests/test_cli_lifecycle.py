@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -21,18 +19,6 @@ from autolr._schema import STUDY_RECOMMENDED_LR
 from autolr._storage import open_storage
 from autolr.cli import LIST_RECOMPUTE_MAX, main
 
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    import psycopg
-
-    name = f"autolr_cli_{uuid.uuid4().hex[:10]}"
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

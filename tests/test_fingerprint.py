@@ -4,8 +4,6 @@ fresh=True starts over keeping the old trials; allow_changed=True continues know
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -140,18 +138,6 @@ def test_a_finished_study_says_nothing_was_trained(
     assert "already complete (2 trials): nothing was trained" in err
     assert "Using an existing study" not in err
 
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    import psycopg
-
-    name = f"autolr_fp_{uuid.uuid4().hex[:10]}"
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.services

@@ -23,7 +23,6 @@ from bad picks: the best lr, the threshold, the share of grid lrs that are hits 
 from __future__ import annotations
 
 import argparse
-import bisect
 import math
 import statistics
 from dataclasses import dataclass
@@ -73,13 +72,7 @@ class TaskJudge:
 
     def index(self, lr: float) -> int:
         """The grid point nearest to ``lr`` in log10 (clamped to the grid's ends)."""
-        x = math.log10(lr)
-        i = bisect.bisect_left(self.logs, x)
-        if i <= 0:
-            return 0
-        if i >= len(self.logs):
-            return len(self.logs) - 1
-        return i if self.logs[i] - x < x - self.logs[i - 1] else i - 1
+        return oracle_mod.nearest(self.logs, lr)
 
     def __call__(self, lr: float | None) -> Verdict:
         if lr is None or not math.isfinite(lr) or lr <= 0:

@@ -20,6 +20,7 @@ recorded as diverged without training (``"diverged_from"``; their curves are sto
 from __future__ import annotations
 
 import argparse
+import bisect
 import gzip
 import hashlib
 import inspect
@@ -27,6 +28,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -149,6 +151,18 @@ def _write(oracle: dict[str, Any], curves: dict[str, Any]) -> None:
     ORACLE_PATH.write_text(json.dumps(oracle, indent=None, separators=(",", ":")) + "\n")
     CURVES_PATH.write_bytes(gzip.compress(
         json.dumps(curves, separators=(",", ":")).encode(), compresslevel=9, mtime=0))
+
+def nearest(logs: Sequence[float], lr: float) -> int:
+    """The index of the grid point (``logs``: sorted log10 lrs) nearest ``lr`` in log10, clamped
+    to the grid's ends: how a picked lr is snapped for judging and for replay alike."""
+    x = math.log10(lr)
+    i = bisect.bisect_left(logs, x)
+    if i <= 0:
+        return 0
+    if i >= len(logs):
+        return len(logs) - 1
+    return i if logs[i] - x < x - logs[i - 1] else i - 1
+
 
 
 def main(argv: list[str] | None = None) -> int:

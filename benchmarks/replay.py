@@ -18,7 +18,6 @@ would be on those seeds.
 from __future__ import annotations
 
 import argparse
-import bisect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -70,13 +69,7 @@ class ReplayTask:
 
     def index(self, lr: float) -> int:
         """The grid point nearest ``lr`` in log10."""
-        x = math.log10(lr)
-        i = bisect.bisect_left(self.logs, x)
-        if i <= 0:
-            return 0
-        if i >= len(self.logs):
-            return len(self.logs) - 1
-        return i if self.logs[i] - x < x - self.logs[i - 1] else i - 1
+        return oracle_mod.nearest(self.logs, lr)
 
     def curve(self, lr: float, seed: int) -> list[float]:
         """The recorded reports at the snapped ``lr`` for seed index ``seed % 4``."""

@@ -445,23 +445,17 @@ def _sqlite_wal(path: Path) -> None:
     With WAL, optuna-dashboard or a second reader can hold the file while a study writes
     (optuna-dashboard#545), and each commit appends to the log instead of rewriting pages.
     """
-    for attempt in range(SCHEMA_RETRIES):
-        con = sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)
-        try:
-            con.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.DatabaseError as exc:
-            if "not a database" in str(exc):
-                raise StorageError(
-                    f"storage: {str(path)!r} is not a SQLite database; autolr will not overwrite it"
-                ) from None
-            # Switching the mode needs the file alone: SQLite answers "locked" at once, without
-            # waiting, while another process is creating it or switching it too.
-            if "locked" not in str(exc) or attempt == SCHEMA_RETRIES - 1:
-                raise
-        finally:
-            con.close()
-        time.sleep(0.1 + random.random() * 0.3)
+    con = sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise StorageError(
+                f"storage: {str(path)!r} is not a SQLite database; autolr will not overwrite it"
+            ) from None
+        raise
+    finally:
+        con.close()
 
 
 def _sqlite_pragmas(storage: RDBStorage) -> None:
@@ -597,8 +591,6 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
     if sqlite:
         timeout = _env_float("AUTOLR_SQLITE_TIMEOUT", SQLITE_TIMEOUT_S)
         engine_kwargs["connect_args"] = {"timeout": timeout}
-        if create:
-            _sqlite_wal(sqlite_path(url))
     elif is_memory_url(url):
         # One database shared by every thread of the process (autolr's search runs each trial
         # in a thread of its own); SQLAlchemy would otherwise give each thread its own, empty one.
@@ -612,6 +604,8 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
     try:
         for attempt in range(SCHEMA_RETRIES):
             try:
+                if sqlite and create:
+                    _sqlite_wal(sqlite_path(url))
                 storage = _ResilientRDBStorage(
                     url, engine_kwargs=engine_kwargs, skip_table_creation=not create or checked,
                     skip_compatibility_check=checked,
@@ -619,11 +613,11 @@ def _rdb(url: str, *, sqlite: bool, create: bool) -> BaseStorage:
                 if sqlite:
                     _sqlite_pragmas(storage)
                 return storage
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, sqlite3.OperationalError) as exc:
                 # k workers starting on a fresh database race to create Optuna's tables
                 # (PostgreSQL: duplicate pg_type; MySQL: table exists; SQLite: alembic_version's
-                # row twice, or a lock it refuses to wait for): the winner's schema is
-                # there a moment later.
+                # row twice, or "locked" at once while another switches the file to WAL): the
+                # winner's schema is there a moment later.
                 if not create or not _CREATE_RACE_RE.search(str(exc)) or attempt == SCHEMA_RETRIES - 1:
                     raise
                 time.sleep(0.2 + random.random() * 0.5)
